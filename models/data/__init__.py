@@ -1,0 +1,1 @@
+"""Data preparation (FS2K pack), face template and pack reader."""
