@@ -1,0 +1,150 @@
+"""The facesketch wire protocol: the one definition both the hosts and the backend import.
+
+Transport: ZeroMQ, ROUTER in the backend, DEALER in clients. Every message is multipart:
+
+    frame 0      msgpack header (a map; see docs/protocol.md)
+    frames 1..n  raw pixel bytes, one frame per image described in the header, in order
+
+Pixels are never base64'd or embedded in msgpack: large layers travel as their own frames, so
+neither side copies or re-encodes them. Pure Python (msgpack only), so it runs inside GIMP and Krita.
+"""
+from __future__ import annotations
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+DEFAULT_PORT = 5557
+DEFAULT_ADDRESS = f"tcp://127.0.0.1:{DEFAULT_PORT}"
+MAX_HEADER_BYTES = 1 << 20
+
+# Pixel formats: name -> (bytes per pixel, channels, bytes per channel).
+# RGBA16 is native-endian uint16 (what GIMP's "R'G'B'A u16" and Krita's U16 give on every
+# platform they run on: little-endian x86-64 and arm64).
+PIXEL_FORMATS = {
+    "RGBA8": (4, 4, 1),
+    "BGRA8": (4, 4, 1),   # Krita's 8-bit pixelData byte order
+    "RGB8": (3, 3, 1),
+    "GRAY8": (1, 1, 1),
+    "GRAYA8": (2, 2, 1),
+    "RGBA16": (8, 4, 2),
+}
+
+
+def bytes_per_pixel(fmt: str) -> int:
+    return PIXEL_FORMATS[fmt][0]
+
+
+# Request ops (client -> backend)
+OP_HELLO = "hello"      # capabilities: version, device, engines and their parameters
+OP_RUN = "run"          # run an engine on images
+OP_CANCEL = "cancel"    # cancel a queued or running request by its id
+OPS = (OP_HELLO, OP_RUN, OP_CANCEL)
+
+# Reply kinds (backend -> client)
+KIND_HELLO = "hello"
+KIND_ACCEPTED = "accepted"   # the run request passed validation and is queued
+KIND_PROGRESS = "progress"
+KIND_RESULT = "result"
+KIND_ERROR = "error"
+KIND_CANCEL = "cancel"       # acknowledgement of a cancel request
+
+
+class ErrorCode:
+    """Every failure is an error reply carrying one of these codes and a plain-language message."""
+
+    UNKNOWN_OP = "unknown_op"
+    BAD_HEADER = "bad_header"
+    BAD_FRAMES = "bad_frames"          # missing or extra pixel frames
+    SIZE_MISMATCH = "size_mismatch"    # frame length does not match width/height/stride/format
+    TOO_LARGE = "too_large"            # above the service's pixel limit
+    EMPTY_IMAGE = "empty_image"
+    UNKNOWN_ENGINE = "unknown_engine"
+    UNKNOWN_PARAM = "unknown_param"
+    BAD_PARAM = "bad_param"
+    NOT_READY = "not_ready"            # engine has no trained weights (the message says why)
+    CANCELLED = "cancelled"
+    SUPERSEDED = "superseded"          # a newer request with the same supersede key replaced it
+    BUSY = "busy"                      # the queue is full; try again shortly
+    INTERNAL = "internal"
+    VERSION_MISMATCH = "version_mismatch"
+    # Raised by clients only, never sent by the backend:
+    UNREACHABLE = "unreachable"
+    TIMEOUT = "timeout"
+    DISCONNECTED = "disconnected"
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def pack_header(header: dict) -> bytes:
+    return msgpack.packb(header, use_bin_type=True)
+
+
+def unpack_header(frame) -> dict:
+    """Decode frame 0; anything but a msgpack map is a bad header."""
+    if len(frame) > MAX_HEADER_BYTES:
+        raise ProtocolError(ErrorCode.BAD_HEADER, f"the header is {len(frame)} bytes; at most {MAX_HEADER_BYTES} "
+                                                  "are allowed (pixels belong in their own frames)")
+    try:
+        header = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several types; all mean the same to the peer
+        raise ProtocolError(ErrorCode.BAD_HEADER, f"the header is not valid msgpack ({exc.__class__.__name__})")
+    if not isinstance(header, dict):
+        raise ProtocolError(ErrorCode.BAD_HEADER, "the header must be a msgpack map")
+    return header
+
+
+def image_spec(name: str, width: int, height: int, fmt: str, stride: int | None = None) -> dict:
+    """Header entry describing one pixel frame."""
+    return {"name": name, "width": width, "height": height, "format": fmt,
+            "stride": stride if stride is not None else width * bytes_per_pixel(fmt)}
+
+
+def check_image_spec(spec, frame_len: int, max_pixels: int) -> dict:
+    """Validate one image description against its frame; returns the normalised spec.
+
+    Shared by the backend (for requests) and the clients (for replies), so both enforce the same
+    rules and produce the same messages.
+    """
+    if not isinstance(spec, dict):
+        raise ProtocolError(ErrorCode.BAD_HEADER, "each image description must be a map")
+    name = spec.get("name", "image")
+    fmt = spec.get("format")
+    if fmt not in PIXEL_FORMATS:
+        raise ProtocolError(ErrorCode.BAD_HEADER,
+                            f"image '{name}': unknown pixel format {fmt!r}; use one of {', '.join(PIXEL_FORMATS)}")
+    w, h = spec.get("width"), spec.get("height")
+    for key, value in (("width", w), ("height", h)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ProtocolError(ErrorCode.BAD_HEADER, f"image '{name}': {key} must be a whole number >= 0")
+    if w == 0 or h == 0:
+        raise ProtocolError(ErrorCode.EMPTY_IMAGE, f"image '{name}' is empty ({w}x{h}): nothing to process")
+    if w * h > max_pixels:
+        raise ProtocolError(ErrorCode.TOO_LARGE,
+                            f"image '{name}' is {w}x{h} = {w * h / 1e6:.1f} megapixels, above this backend's "
+                            f"limit of {max_pixels / 1e6:.1f} megapixels; scale it down or raise --max-pixels")
+    bpp = bytes_per_pixel(fmt)
+    stride = spec.get("stride", w * bpp)
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < w * bpp:
+        raise ProtocolError(ErrorCode.SIZE_MISMATCH,
+                            f"image '{name}': row stride {stride!r} is shorter than a row ({w} x {bpp} bytes)")
+    # The last row need not be padded to the full stride.
+    expected = stride * (h - 1) + w * bpp
+    if frame_len != expected and frame_len != stride * h:
+        raise ProtocolError(ErrorCode.SIZE_MISMATCH,
+                            f"image '{name}': {w}x{h} {fmt} with stride {stride} needs {stride * h} bytes, "
+                            f"the frame has {frame_len}")
+    return {"name": name, "width": w, "height": h, "format": fmt, "stride": stride}
+
+
+def request_id_ok(value) -> bool:
+    """Request ids are chosen by the client: a short string or a non-negative integer."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value >= 0
+    return isinstance(value, str) and 0 < len(value) <= 128
