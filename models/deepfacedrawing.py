@@ -45,9 +45,11 @@ OFFICIAL_NOSE_TRIM = 36  # the nose map loses its bottom 36 rows (of 160) when p
 
 
 def scaled_boxes(canvas: int) -> dict[str, tuple[int, int, int]]:
-    """The official boxes scaled to another canvas (sizes stay divisible by 16 for canvas 256)."""
-    s = canvas / 512.0
-    return {k: (int(round(x * s)), int(round(y * s)), int(round(n * s))) for k, (x, y, n) in OFFICIAL_BOXES.items()}
+    """The official boxes scaled to another canvas by the project's face template (the same boxes the data
+    pack is aligned to; sizes stay divisible by 16 for canvas 256)."""
+    from .data.face_template import crop_boxes
+    boxes = crop_boxes(canvas)
+    return {k: tuple(boxes[k]) for k in OFFICIAL_BOXES}
 
 
 @dataclasses.dataclass(frozen=True)
