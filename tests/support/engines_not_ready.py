@@ -1,0 +1,3 @@
+from engines_for_tests import NotReadyEngine
+
+ENGINE = NotReadyEngine
