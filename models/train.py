@@ -1,0 +1,342 @@
+"""Training: the HIDA sketch generator, the depth network and the pix2pix baseline.
+
+    python -m models.train depth   --data PACK --out STATEDIR [--steps N] [--resume] [--export]
+    python -m models.train sketch  --data PACK --out STATEDIR [--config lite] [--steps N] [--resume] [--export]
+    python -m models.train pix2pix --data PACK --out STATEDIR [--steps N] [--resume] [--export]
+
+STATEDIR (keep it outside the repo, e.g. /root/.cache/facesketch/train/sketch-lite) holds
+`last.pt` (models, optimisers, step), `log.tsv` (losses) and `samples/*.png`. `--resume`
+continues from last.pt; `--steps` is the total step count to reach. AMP (fp16 autocast + grad
+scaling) on CUDA; plain fp32 on CPU.
+
+Losses (HIDA, notes 2.8): hinge GAN x1 from a 2-channel PatchGAN on [depth, sketch] (+ HIDA's
+squared mean-gap penalty x2 on D), L1 x4, depth reconstruction sqrt(MSE) x4, gradient-direction
+texture loss (GMSD-style) between the sketch and the photo x1. `--light-d` (default on CPU)
+uses ndf=32 and 3 layers instead of HIDA's ndf=64, 4 layers to fit the CPU budget.
+Augmentation: horizontal flip and a random crop of 232-256 px resized back to 256 (HIDA: pad to
+286 and random-crop 256).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .data.pack import load_pack
+from .depth_net import DepthNet, DepthNetConfig
+from .export import DEFAULT_OUT, WEIGHTS_DIR, save_fp16
+from .hida import HIDAConfig, HIDAGenerator, style_vector_from_labels
+from .pix2pix import NLayerDiscriminator, UNetPix2Pix
+
+
+# -- data ------------------------------------------------------------------------------------
+
+class Batches:
+    """Random augmented batches from a pack held in memory as uint8."""
+
+    def __init__(self, pack, batch: int, device: str, seed: int = 0, augment: bool = True):
+        self.pack, self.batch, self.device, self.augment = pack, batch, device, augment
+        self.rng = np.random.default_rng(seed)
+
+    def sample(self, idx=None):
+        p = self.pack
+        if idx is None:
+            idx = self.rng.integers(0, len(p), self.batch)
+        photo = torch.from_numpy(p.photos[idx]).permute(0, 3, 1, 2).float() / 127.5 - 1
+        sketch = torch.from_numpy(p.sketches[idx])[:, None].float() / 127.5 - 1
+        depth = torch.from_numpy(p.depths[idx])[:, None].float() / 255.0
+        style = torch.from_numpy(p.styles[idx].astype(np.int64))
+        x = torch.cat([photo, sketch, depth], 1)
+        if self.augment:
+            x = self._augment(x)
+        x = x.to(self.device)
+        return x[:, :3], x[:, 3:4], x[:, 4:5], style.to(self.device)
+
+    def _augment(self, x):
+        out = []
+        size = x.shape[-1]
+        for img in x:
+            if self.rng.random() < 0.5:
+                img = img.flip(-1)
+            crop = int(self.rng.integers(size - 24, size + 1))
+            top, left = (int(self.rng.integers(0, size - crop + 1)) for _ in range(2))
+            img = img[:, top:top + crop, left:left + crop]
+            if crop != size:
+                img = F.interpolate(img[None], size=(size, size), mode="bilinear", align_corners=False)[0]
+            out.append(img)
+        return torch.stack(out)
+
+
+# -- losses ----------------------------------------------------------------------------------
+
+_PREWITT = torch.tensor([[1.0, 0.0, -1.0], [1.0, 0.0, -1.0], [1.0, 0.0, -1.0]]) / 3.0
+
+
+def gradient_direction_loss(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """HIDA's GMSDLoss: mean(1 - cos(angle between the Prewitt gradients of a and b)), channels summed."""
+    kx = _PREWITT.to(a)[None, None]
+    ky = kx.transpose(-1, -2)
+
+    def grad(t):
+        t = t.sum(1, keepdim=True)
+        return F.conv2d(t, kx, padding=1), F.conv2d(t, ky, padding=1)
+
+    ax, ay = grad(a)
+    bx, by = grad(b)
+    cos = (ax * bx + ay * by) / (torch.sqrt(ax * ax + ay * ay + eps) * torch.sqrt(bx * bx + by * by + eps))
+    return (1 - cos).mean()
+
+
+def d_hinge(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    loss = F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    gap = fake.mean() - real.mean()
+    return loss + 2.0 * 0.5 * (gap * gap) ** 2  # HIDA's hinge_panalty, lambda 2
+
+
+# -- state -----------------------------------------------------------------------------------
+
+def _save(state_dir: str, payload: dict) -> None:
+    tmp = os.path.join(state_dir, "last.pt.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, os.path.join(state_dir, "last.pt"))
+
+
+def _to_u8(t: torch.Tensor, lo: float = -1.0) -> np.ndarray:
+    t = t.detach().float().cpu()
+    t = (t + 1) / 2 if lo < 0 else t
+    return (t.clamp(0, 1) * 255 + 0.5).byte().numpy()
+
+
+def _grid(rows: list[list[np.ndarray]]) -> Image.Image:
+    tiles = [[(np.repeat(t[..., None], 3, 2) if t.ndim == 2 else t) for t in row] for row in rows]
+    return Image.fromarray(np.concatenate([np.concatenate(r, 1) for r in tiles], 0))
+
+
+class Trainer:
+    def __init__(self, kind: str, args):
+        self.kind, self.args = kind, args
+        self.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.amp = self.device.startswith("cuda") and not args.no_amp
+        os.makedirs(os.path.join(args.out, "samples"), exist_ok=True)
+        torch.manual_seed(args.seed)
+        if kind == "depth":
+            self.config = DepthNetConfig().to_dict()
+            self.G = DepthNet(DepthNetConfig.from_dict(self.config))
+        elif kind == "sketch":
+            self.config = HIDAConfig.named(args.config).to_dict()
+            self.G = HIDAGenerator(HIDAConfig.from_dict(self.config))
+        else:
+            self.config = {"ngf": args.ngf}
+            self.G = UNetPix2Pix(ngf=args.ngf)
+        self.G.to(self.device)
+        self.opt_g = torch.optim.AdamW(self.G.parameters(), lr=args.lr, betas=(0.5, 0.999))
+        self.D = self.opt_d = None
+        if kind != "depth":
+            light = args.light_d if args.light_d is not None else not self.device.startswith("cuda")
+            ndf, n_layers = (32, 3) if light else (64, 4)
+            d_in = 2 if kind == "sketch" else 4  # HIDA: [depth, sketch]; pix2pix: [photo, sketch]
+            self.D = NLayerDiscriminator(d_in, ndf, n_layers).to(self.device)
+            self.opt_d = torch.optim.AdamW(self.D.parameters(), lr=args.lr, betas=(0.5, 0.999))
+            self.d_desc = f"ndf={ndf} n_layers={n_layers}"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.step = 0
+        path = os.path.join(args.out, "last.pt")
+        if args.resume and os.path.exists(path):
+            ck = torch.load(path, map_location=self.device, weights_only=False)
+            if ck["kind"] != kind or ck["config"] != self.config:
+                raise SystemExit(f"{path} is a {ck['kind']} run with another config; use a fresh --out")
+            self.G.load_state_dict(ck["G"])
+            self.opt_g.load_state_dict(ck["opt_g"])
+            if self.D is not None and ck.get("D") is not None:
+                self.D.load_state_dict(ck["D"])
+                self.opt_d.load_state_dict(ck["opt_d"])
+            self.step = ck["step"]
+            print(f"resumed {kind} at step {self.step}", flush=True)
+        elif os.path.exists(path) and not args.resume:
+            raise SystemExit(f"{path} exists: pass --resume to continue or choose another --out")
+
+    def state(self) -> dict:
+        return {"kind": self.kind, "config": self.config, "step": self.step, "G": self.G.state_dict(),
+                "opt_g": self.opt_g.state_dict(),
+                "D": self.D.state_dict() if self.D is not None else None,
+                "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None}
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.float16, enabled=self.amp)
+
+    def train_step(self, photo, sketch, depth, style) -> dict:
+        if self.kind == "depth":
+            with self._autocast():
+                pred = self.G(photo)
+                loss = F.l1_loss(pred.float(), depth) + gradient_direction_loss(pred.float(), depth) * 0.1
+            self.opt_g.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt_g)
+            self.scaler.update()
+            return {"l1+grad": loss.item()}
+
+        style_vec = style_vector_from_labels(style)
+        cond = depth if self.kind == "sketch" else photo
+        # Discriminator
+        with self._autocast():
+            with torch.no_grad():
+                fake = self.G(photo, depth, style_vec)[0] if self.kind == "sketch" else self.G(photo)
+            d_real = self.D(torch.cat([cond, sketch], 1))
+            d_fake = self.D(torch.cat([cond, fake.detach()], 1))
+            loss_d = d_hinge(d_real.float(), d_fake.float())
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_d).backward()
+        self.scaler.step(self.opt_d)
+        # Generator
+        with self._autocast():
+            if self.kind == "sketch":
+                fake, depth_rec = self.G(photo, depth, style_vec)
+            else:
+                fake = self.G(photo)
+            fake32 = fake.float()
+            loss_gan = -self.D(torch.cat([cond, fake], 1)).float().mean()
+            loss_l1 = F.l1_loss(fake32, sketch)
+            logs = {"d": loss_d.item(), "gan": loss_gan.item(), "l1": loss_l1.item()}
+            if self.kind == "sketch":
+                loss_geo = torch.sqrt(F.mse_loss(depth_rec.float(), depth) + 1e-8)
+                loss_tex = gradient_direction_loss(fake32.repeat(1, 3, 1, 1), photo)
+                loss_g = loss_gan + 4 * loss_l1 + 4 * loss_geo + loss_tex
+                logs.update(geo=loss_geo.item(), tex=loss_tex.item())
+            else:
+                loss_g = loss_gan + 100 * loss_l1  # pix2pix's weights
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_g).backward()
+        self.scaler.step(self.opt_g)
+        self.scaler.update()
+        return logs
+
+    @torch.no_grad()
+    def write_samples(self, sample_batch) -> str:
+        photo, sketch, depth, _ = sample_batch
+        self.G.eval()
+        rows = []
+        for i in range(photo.shape[0]):
+            row = [_to_u8(photo[i].permute(1, 2, 0)), _to_u8(depth[i, 0], 0)]
+            if self.kind == "depth":
+                row.append(_to_u8(self.G(photo[i:i + 1])[0, 0], 0))
+            elif self.kind == "sketch":
+                for s in (0, 1, 2):
+                    sv = style_vector_from_labels(torch.tensor([s], device=photo.device))
+                    out, rec = self.G(photo[i:i + 1], depth[i:i + 1], sv)
+                    row.append(_to_u8(out[0, 0]))
+                row.append(_to_u8(rec[0, 0], 0))
+                row.append(_to_u8(sketch[i, 0]))
+            else:
+                row.append(_to_u8(self.G(photo[i:i + 1])[0, 0]))
+                row.append(_to_u8(sketch[i, 0]))
+            rows.append(row)
+        self.G.train()
+        path = os.path.join(self.args.out, "samples", f"step_{self.step:06d}.png")
+        _grid(rows).save(path)
+        return path
+
+
+def run(kind: str, args) -> int:
+    torch.set_num_threads(args.threads)
+    trainer = Trainer(kind, args)
+    pack = load_pack(args.data, "train")
+    if kind == "depth":  # photos without a detected face have an all-black depth: nothing to learn from
+        keep = np.flatnonzero(pack.face_found)
+        pack = _subset(pack, keep)
+    test = load_pack(args.data, "test", limit=64)
+    batches = Batches(pack, args.batch, trainer.device, seed=args.seed + trainer.step)
+    fixed = Batches(test, 4, trainer.device, augment=False).sample(np.array([0, 13, 27, 41]) % len(test))
+    print(f"{kind}: {sum(p.numel() for p in trainer.G.parameters()) / 1e6:.2f}M params, "
+          f"{len(pack)} training images, device {trainer.device}"
+          + (f", discriminator {trainer.d_desc}" if trainer.D is not None else ""), flush=True)
+    stop = {"now": False}
+
+    def on_signal(signum, frame):
+        stop["now"] = True
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    log_path = os.path.join(args.out, "log.tsv")
+    t0, running = time.time(), {}
+    start_step = trainer.step
+    while trainer.step < args.steps and not stop["now"]:
+        logs = trainer.train_step(*batches.sample())
+        trainer.step += 1
+        for k, v in logs.items():
+            running[k] = running.get(k, 0.0) + v
+        if trainer.step % args.log_every == 0 or trainer.step == args.steps:
+            n = args.log_every if trainer.step % args.log_every == 0 else (trainer.step - start_step) % args.log_every
+            avg = {k: v / max(n, 1) for k, v in running.items()}
+            rate = (time.time() - t0) / max(trainer.step - start_step, 1)
+            line = " ".join(f"{k}={v:.4f}" for k, v in avg.items())
+            print(f"step {trainer.step} {line} ({rate:.2f} s/step)", flush=True)
+            new = not os.path.exists(log_path)
+            with open(log_path, "a") as f:
+                if new:
+                    f.write("step\ttime\t" + "\t".join(avg) + "\n")
+                f.write(f"{trainer.step}\t{time.time():.0f}\t" + "\t".join(f"{v:.5f}" for v in avg.values()) + "\n")
+            running = {}
+        if trainer.step % args.save_every == 0:
+            _save(args.out, trainer.state())
+        if trainer.step % args.sample_every == 0:
+            trainer.write_samples(fixed)
+        if args.export and trainer.step % args.export_every == 0:
+            _export(trainer, args)
+    _save(args.out, trainer.state())
+    print(f"saved step {trainer.step} to {args.out}/last.pt; samples: {trainer.write_samples(fixed)}", flush=True)
+    if args.export:
+        _export(trainer, args)
+    return 0
+
+
+def _export(trainer: Trainer, args) -> None:
+    out = args.export_path or os.path.join(WEIGHTS_DIR, DEFAULT_OUT[trainer.kind])
+    save_fp16(trainer.G, trainer.kind, out, {"step": trainer.step})
+    print(f"exported {out}", flush=True)
+
+
+def _subset(pack, keep):
+    from dataclasses import replace
+    return replace(pack, ids=[pack.ids[i] for i in keep], photos=pack.photos[keep], sketches=pack.sketches[keep],
+                   depths=pack.depths[keep], styles=pack.styles[keep], genders=pack.genders[keep],
+                   landmarks=pack.landmarks[keep], face_found=pack.face_found[keep],
+                   sources=[pack.sources[i] for i in keep] if pack.sources else [])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n\n")[0])
+    ap.add_argument("kind", choices=["sketch", "depth", "pix2pix"])
+    ap.add_argument("--data", required=True, help="FS2K pack directory (models.data.fs2k)")
+    ap.add_argument("--out", required=True, help="training state directory, outside the repo")
+    ap.add_argument("--config", default="lite", choices=["lite", "official"], help="HIDA size (sketch only)")
+    ap.add_argument("--steps", type=int, default=20000, help="total steps to reach")
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--ngf", type=int, default=24, help="pix2pix width (24 = same size as lite HIDA)")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-amp", action="store_true")
+    ap.add_argument("--light-d", dest="light_d", action="store_true", default=None)
+    ap.add_argument("--full-d", dest="light_d", action="store_false")
+    ap.add_argument("--log-every", type=int, default=10)
+    ap.add_argument("--save-every", type=int, default=50)
+    ap.add_argument("--sample-every", type=int, default=200)
+    ap.add_argument("--export", action="store_true", help="write fp16 safetensors to models/weights/")
+    ap.add_argument("--export-path", default=None)
+    ap.add_argument("--export-every", type=int, default=500)
+    args = ap.parse_args(argv)
+    return run(args.kind, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

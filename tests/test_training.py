@@ -1,0 +1,70 @@
+"""Training pieces that run in a blink: losses, augmentation, fp16 export round trip."""
+import numpy as np
+import torch
+
+from models.depth_net import DepthNet
+from models.export import load_weights, read_metadata, save_fp16
+from models.hida import HIDAConfig, HIDAGenerator
+from models.train import Batches, d_hinge, gradient_direction_loss
+
+
+def test_gradient_direction_loss():
+    a = torch.rand(1, 1, 16, 16)
+    assert gradient_direction_loss(a, a).item() < 1e-4
+    # Opposite gradients everywhere -> cos = -1 -> loss 2 where there is any gradient.
+    ramp = torch.linspace(0, 1, 16).view(1, 1, 1, 16).expand(1, 1, 16, 16)
+    assert gradient_direction_loss(ramp, -ramp).item() > 1.5
+    # Channel sum: a 3-channel copy of the same image has the same direction.
+    assert gradient_direction_loss(a.repeat(1, 3, 1, 1), a).item() < 1e-4
+
+
+def test_d_hinge_with_hida_mean_gap_penalty():
+    # hinge: relu(1 - 1.5) + relu(1 + -0.5) = 0.5; penalty: 2 * 0.5 * ((-0.5 - 1.5)^2)^2 = 16
+    assert abs(d_hinge(torch.full((4,), 1.5), torch.full((4,), -0.5)).item() - 16.5) < 1e-5
+    assert abs(d_hinge(torch.zeros(4), torch.zeros(4)).item() - 2.0) < 1e-6
+
+
+class _Pack:
+    """The fields of models.data.pack.FS2KPack that Batches reads."""
+
+    def __init__(self, n=3, size=64):
+        rng = np.random.default_rng(0)
+        self.photos = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+        self.sketches = rng.integers(0, 256, (n, size, size), dtype=np.uint8)
+        self.depths = rng.integers(0, 256, (n, size, size), dtype=np.uint8)
+        self.styles = np.arange(n, dtype=np.uint8) % 3
+
+    def __len__(self):
+        return len(self.photos)
+
+
+def test_batches_shapes_and_ranges():
+    pack = _Pack()
+    photo, sketch, depth, style = Batches(pack, 2, "cpu").sample()
+    assert photo.shape == (2, 3, 64, 64) and sketch.shape == depth.shape == (2, 1, 64, 64)
+    assert photo.min() >= -1 and photo.max() <= 1 and depth.min() >= 0 and depth.max() <= 1
+    assert style.dtype == torch.int64
+    # Without augmentation a fixed index returns the stored image exactly.
+    p, _, d, _ = Batches(pack, 1, "cpu", augment=False).sample(np.array([1]))
+    assert torch.allclose((p[0].permute(1, 2, 0) + 1) * 127.5, torch.from_numpy(pack.photos[1]).float(), atol=1e-3)
+    assert torch.allclose(d[0, 0] * 255, torch.from_numpy(pack.depths[1]).float(), atol=1e-3)
+
+
+def test_fp16_export_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = DepthNet().eval()
+    path = str(tmp_path / "depth.safetensors")
+    save_fp16(model, "depth", path, {"step": 7})
+    assert read_metadata(path)["step"] == "7"
+    loaded = load_weights(path, "depth")
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(model(x), loaded(x), atol=2e-2)
+
+
+def test_lite_hida_export_size(tmp_path):
+    model = HIDAGenerator(HIDAConfig.lite())
+    path = tmp_path / "hida.safetensors"
+    save_fp16(model, "sketch", str(path))
+    assert path.stat().st_size < 16_000_000
+    assert load_weights(str(path), "sketch").config == HIDAConfig.lite()
