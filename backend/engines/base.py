@@ -149,6 +149,7 @@ class Engine:
     inputs: tuple[ImageInput, ...] = (ImageInput("image", "the layer to process"),)
     outputs: tuple[str, ...] = ()          # names of the images `run` can return
     default_outputs: tuple[str, ...] = ()  # what a request gets when it names none
+    details: dict = {}                     # extra facts for hosts, e.g. {"canvas": 256} (msgpack-able)
 
     def readiness(self) -> tuple[bool, str]:
         """(True, "") when the engine can run; else (False, a plain-language reason)."""
@@ -174,6 +175,7 @@ class Engine:
             "inputs": [{"name": i.name, "help": i.help, "required": i.required} for i in self.inputs],
             "outputs": list(self.outputs),
             "default_outputs": list(self.default_outputs),
+            "details": dict(self.details),
         }
 
     def validate_params(self, given: Mapping[str, Any]) -> dict[str, Any]:
