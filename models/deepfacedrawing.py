@@ -101,7 +101,7 @@ def lite_config() -> DFDConfig:
     # remainder dominate the size (32*16*16 -> 256), which keeps all weights well under 40 MB in fp16.
     return DFDConfig(
         name="lite", canvas=256, boxes=scaled_boxes(256), nose_trim=OFFICIAL_NOSE_TRIM // 2, latent=256,
-        enc_widths=(16, 32, 64, 32), img_dec_widths=(32, 48, 32, 16, 16),
+        enc_widths=(16, 32, 64, 32), img_dec_widths=(32, 48, 32, 16, 8),
         fm_widths=(32, 64, 48, 32, 16), feature_channels=16, ngf=16, g_downsample=3, g_blocks=6,
         block_slope=0.2, fm_norm_stats="sample")
 

@@ -1,0 +1,156 @@
+"""Sketch -> face (DeepFaceDrawing, lite configuration trained on FS2K), with manifold projection and shadows.
+
+The layer is composited over white, fitted into the model's square canvas (centred, aspect kept, white
+padding), turned into a face, and the face is cut back out and returned at the layer's size. Strokes are
+expected where the face template puts them (eyes, nose and mouth boxes of DeepFaceDrawing); the shadow
+output shows where, as a guide drawn from the nearest plausible faces.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+from .base import Engine, EngineError, ImageInput, Param, as_float, weights_path
+
+WEIGHTS_FILE = "face_lite.safetensors"
+
+# parameter -> model component ("left" = on the left of the image, as the user sees the canvas)
+BLEND_PARAMS = (("blend_left_eye", "eye1"), ("blend_right_eye", "eye2"), ("blend_nose", "nose"),
+                ("blend_mouth", "mouth"), ("blend_remainder", "remainder"))
+
+
+def _blend_param(name: str, part: str) -> Param:
+    return Param(name, "float", 1.0, f"{part}: 0 = follow my lines, 1 = the most plausible face", min=0.0, max=1.0)
+
+
+class FaceEngine(Engine):
+    name = "face"
+    summary = "Turns a face sketch (black strokes on white or transparent) into a photo-like face (DeepFaceDrawing)."
+    params = (
+        _blend_param("blend_left_eye", "eye on the left of the image"),
+        _blend_param("blend_right_eye", "eye on the right of the image"),
+        _blend_param("blend_nose", "nose"),
+        _blend_param("blend_mouth", "mouth"),
+        _blend_param("blend_remainder", "face outline, hair and the rest"),
+        Param("master", "float", 1.0, "multiplies all five blend weights", min=0.0, max=1.0),
+        Param("gender", "choice", "female", "which faces the sketch is pulled toward", choices=("female", "male")),
+        Param("k", "int", 10, "how many nearest faces each part is rebuilt from", min=1, max=50),
+    )
+    inputs = (ImageInput("image", "the sketch layer: dark strokes on white or on transparent"),)
+    outputs = ("face", "shadow")
+    default_outputs = ("face",)
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._loaded = None  # (path, mtime, device, model, bank)
+
+    def _path(self) -> str:
+        return weights_path(WEIGHTS_FILE)
+
+    def readiness(self) -> tuple[bool, str]:
+        if not os.path.isfile(self._path()):
+            return False, (f"the face model has no trained weights yet ({self._path()} is missing); "
+                           "train and export them with 'python -m models.train face'")
+        return True, ""
+
+    def load(self, device: str) -> None:
+        self._get(device)
+
+    def _get(self, device: str):
+        ready, reason = self.readiness()
+        if not ready:
+            raise EngineError("not_ready", reason)
+        path = self._path()
+        mtime = os.path.getmtime(path)
+        with self._lock:
+            if self._loaded is None or self._loaded[:3] != (path, mtime, device):
+                from models.deepfacedrawing import load_safetensors
+                from models.projection import FeatureBank
+                try:
+                    model, bank, gender, _ = load_safetensors(path, device)
+                except Exception as e:  # a broken file is the user's to fix, not an internal error
+                    raise EngineError("not_ready", f"the face weights at {path} cannot be read ({e})") from e
+                if bank is None or gender is None:
+                    raise EngineError("not_ready", f"the face weights at {path} carry no feature bank")
+                self._loaded = (path, mtime, device, model, FeatureBank.from_labels(bank, gender, device))
+            return self._loaded[3], self._loaded[4]
+
+    def run(self, images, params, outputs, job):
+        import torch
+
+        from models.deepfacedrawing import COMPONENTS
+        from models.projection import blend, composite_shadow, shadow_components
+
+        model, bank = self._get(job.device)
+        layer = images["image"]
+        if layer.ndim != 3 or layer.shape[0] == 0 or layer.shape[1] == 0:
+            raise EngineError("empty_image", "the sketch layer is empty (no pixels)")
+        gender = params["gender"]
+        if gender not in bank.genders():
+            raise EngineError("bad_param", f"the face model has no {gender} faces in its feature bank")
+        canvas = model.cfg.canvas
+        gray, box = fit_to_canvas(sketch_gray(layer), canvas)
+        job.progress(0.1, "encoding the sketch")
+        job.check()
+        weights = {part: params[name] * params["master"] for name, part in BLEND_PARAMS}
+        result = {}
+        with torch.inference_mode():
+            x = (torch.from_numpy(gray).to(job.device) - 0.5) * 2       # white = +1, strokes = -1
+            latents = model.encode(x[None, None])
+            proj = bank.project(latents, gender, params["k"])
+            feats = blend(latents, proj, weights)
+            job.progress(0.3, "drawing the face")
+            job.check()
+            if "face" in outputs:
+                face = model.generate(feats)[0]                          # (3,S,S) in [-1,1]
+                rgb = ((face.float().clamp(-1, 1) + 1) * 0.5).permute(1, 2, 0).cpu().numpy()
+                result["face"] = np.concatenate([restore_size(rgb, box, layer.shape[:2]),
+                                                 np.ones(layer.shape[:2] + (1,), np.float32)], axis=2)
+            if "shadow" in outputs:
+                job.progress(0.7, "drawing the guide")
+                job.check()
+                dark = composite_shadow(model, shadow_components(model, bank, gender, proj))[0, 0].float().cpu().numpy()
+                alpha = np.clip(restore_size(dark[..., None], box, layer.shape[:2]), 0, 1)
+                # black at the guide's darkness: over white paper this is exactly the official shadow image
+                result["shadow"] = np.concatenate([np.zeros(layer.shape[:2] + (3,), np.float32), alpha], axis=2)
+        job.check()
+        return result
+
+
+def sketch_gray(layer: np.ndarray) -> np.ndarray:
+    """RGBA layer -> float32 (H,W) gray in [0,1] composited over white (transparent = paper)."""
+    f = as_float(layer)
+    rgb, a = f[..., :3], f[..., 3:4]
+    lum = (rgb * np.array([0.299, 0.587, 0.114], np.float32)).sum(-1, keepdims=True)
+    return (lum * a + (1 - a))[..., 0].astype(np.float32)
+
+
+def fit_to_canvas(gray: np.ndarray, canvas: int):
+    """Centre-fit (aspect kept, white padding) -> ((canvas,canvas) float32, (x, y, w, h) of the layer inside)."""
+    from PIL import Image
+    h, w = gray.shape
+    s = canvas / max(h, w)
+    nw, nh = max(1, round(w * s)), max(1, round(h * s))
+    resized = np.asarray(Image.fromarray(gray, "F").resize((nw, nh), Image.BILINEAR if s >= 1 else Image.BOX))
+    out = np.ones((canvas, canvas), np.float32)
+    x, y = (canvas - nw) // 2, (canvas - nh) // 2
+    out[y:y + nh, x:x + nw] = np.clip(resized, 0, 1)
+    return out, (x, y, nw, nh)
+
+
+def restore_size(img: np.ndarray, box, size) -> np.ndarray:
+    """(S,S,C) float -> the layer's region cut out and resized to size=(H,W) -> (H,W,C) float32."""
+    from PIL import Image
+    x, y, w, h = box
+    crop = img[y:y + h, x:x + w]
+    H, W = size
+    if (h, w) == (H, W):
+        return crop.astype(np.float32)
+    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(crop[..., c], np.float32), "F")
+                        .resize((W, H), Image.BICUBIC)) for c in range(crop.shape[2])]
+    return np.clip(np.stack(chans, axis=2), 0, 1).astype(np.float32)
+
+
+ENGINE = FaceEngine

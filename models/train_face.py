@@ -1,0 +1,450 @@
+"""Training of the DeepFaceDrawing face model on the FS2K pack (reached as `python -m models.train face ...`).
+
+    python -m models.train face --data PACK --out STATEDIR [--config lite] [--stage 1|2] [--steps N] [--resume]
+    python -m models.train face --data PACK --out STATEDIR --export models/weights/face_lite.safetensors
+
+Stage 1: the five component auto-encoders (encoder + image decoder) on sketch reconstruction (L1 + L2), with
+small shifts and stroke thickening so both careful and rough lines land near each other in latent space.
+Stage 2: encoders frozen; feature-mapping decoders + generator as a conditional GAN (pix2pixHD style: two-scale
+PatchGAN discriminator, LSGAN, discriminator feature matching, L1 to the photo; no VGG, none is available).
+
+Training pairs: FS2K train photos with their artist sketch (3 styles) plus synthetic sketches made from the
+photos with models.pencil (a careful pencil rendering and a rough one). The feature bank shipped with the
+weights holds the stage-1 encoders' latents of all these training sketches, with gender labels.
+
+State (checkpoints, cached synthetic sketches, samples, log) lives in STATEDIR, outside the repository.
+Checkpoints are written atomically every few minutes; --resume continues from the last one.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+
+from .deepfacedrawing import COMPONENTS, DeepFaceDrawing, get_config, save_safetensors
+
+DEFAULT_STATE = os.path.join(os.path.expanduser("~"), ".cache", "facesketch", "train", "face_lite")
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+def synthetic_sketches(photos: np.ndarray, cache: str, log=print) -> dict[str, np.ndarray]:
+    """{"pencil": (N,S,S) uint8, "rough": ...} from models.pencil, cached in `cache` (npz). Empty when the
+    pencil module is not available."""
+    if os.path.isfile(cache):
+        with np.load(cache) as z:
+            if all(z[k].shape[0] == len(photos) for k in z.files):
+                return {k: z[k] for k in z.files}
+    try:
+        from . import pencil
+    except ImportError:
+        log("models.pencil not available: training on artist sketches only")
+        return {}
+    out = {}
+    for name, fn in (("pencil", getattr(pencil, "pencil_sketch", None)), ("rough", getattr(pencil, "rough_sketch", None))):
+        if fn is None:
+            continue
+        t = time.time()
+        arr = np.stack([_as_gray(fn(p)) for p in photos])
+        out[name] = arr
+        log(f"synthetic '{name}' sketches: {len(arr)} in {time.time() - t:.0f}s")
+    tmp = cache + ".tmp.npz"
+    np.savez(tmp, **out)
+    os.replace(tmp, cache)
+    return out
+
+
+def _as_gray(img) -> np.ndarray:
+    a = np.asarray(img)
+    if a.dtype != np.uint8:
+        a = np.clip(a * 255.0 + 0.5 if a.max() <= 1.0 else a, 0, 255).astype(np.uint8)
+    if a.ndim == 3:
+        a = a[..., 0] if a.shape[2] in (1, 2) else np.asarray(Image.fromarray(a[..., :3]).convert("L"))
+    return a
+
+
+def _resize(arr: np.ndarray, size: int) -> np.ndarray:
+    if arr.shape[1] == size:
+        return arr
+    mode = "RGB" if arr.ndim == 4 else "L"
+    return np.stack([np.asarray(Image.fromarray(a, mode).resize((size, size), Image.BICUBIC)) for a in arr])
+
+
+class FaceData:
+    """Photos, genders (1 = female, the official 'sex' convention) and every training sketch variant."""
+
+    def __init__(self, pack_dir: str, canvas: int, state_dir: str, split: str = "train", limit=None, log=print):
+        from .data.pack import load_pack
+        pack = load_pack(pack_dir, split, limit=limit)
+        self.photos = _resize(pack.photos, canvas)                       # (N,S,S,3) uint8
+        self.female = (1 - pack.genders.astype(np.int64)).astype(np.uint8)  # FS2K: 1 = male
+        variants = {"artist": _resize(pack.sketches, canvas)}
+        if split == "train":
+            tag = f"synthetic_{split}_{canvas}_{len(pack)}.npz"
+            variants.update({k: _resize(v, canvas) for k, v in
+                             synthetic_sketches(pack.photos, os.path.join(state_dir, tag), log).items()})
+        self.variants = variants
+        self.names = list(variants)
+        # (sketch variant index, photo index) for every training sketch
+        self.sketches = np.concatenate([variants[k] for k in self.names])   # (V*N,S,S)
+        self.photo_of = np.tile(np.arange(len(self.photos)), len(self.names))
+        self.ids = pack.ids
+
+    def __len__(self):
+        return len(self.sketches)
+
+
+def sketch_batch(sketches: np.ndarray, idx, device) -> torch.Tensor:
+    return ((torch.from_numpy(sketches[idx]).float().to(device) - 127.5) / 127.5)[:, None]
+
+
+def photo_batch(photos: np.ndarray, idx, device) -> torch.Tensor:
+    return (torch.from_numpy(photos[idx]).float().to(device) / 127.5 - 1).permute(0, 3, 1, 2)
+
+
+def augment_sketch(x: torch.Tensor, gen: torch.Generator, max_shift: int = 4) -> torch.Tensor:
+    """Random integer shift (white fill) and, sometimes, thicker strokes (strokes are dark: min-pool)."""
+    dx, dy = (int(v) for v in torch.randint(-max_shift, max_shift + 1, (2,), generator=gen))
+    x = F.pad(x, (max_shift,) * 4, value=1.0)[:, :, max_shift + dy: max_shift + dy + x.shape[2],
+                                              max_shift + dx: max_shift + dx + x.shape[3]]
+    if torch.rand((), generator=gen) < 0.3:
+        x = -F.max_pool2d(-x, 3, 1, 1)
+    return x
+
+
+# ---------------------------------------------------------------------------------------------- discriminator
+
+class PatchDiscriminator(nn.Module):
+    """pix2pixHD NLayerDiscriminator returning every layer's output (for feature matching)."""
+
+    def __init__(self, in_ch: int, ndf: int = 32, n_layers: int = 3):
+        super().__init__()
+        blocks = [nn.Sequential(nn.Conv2d(in_ch, ndf, 4, 2, 2), nn.LeakyReLU(0.2, True))]
+        nf = ndf
+        for n in range(1, n_layers):
+            prev, nf = nf, min(nf * 2, 256)
+            blocks.append(nn.Sequential(nn.Conv2d(prev, nf, 4, 2, 2), nn.InstanceNorm2d(nf), nn.LeakyReLU(0.2, True)))
+        prev, nf = nf, min(nf * 2, 256)
+        blocks.append(nn.Sequential(nn.Conv2d(prev, nf, 4, 1, 2), nn.InstanceNorm2d(nf), nn.LeakyReLU(0.2, True)))
+        blocks.append(nn.Sequential(nn.Conv2d(nf, 1, 4, 1, 2)))
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x):
+        feats = []
+        for b in self.blocks:
+            x = b(x)
+            feats.append(x)
+        return feats
+
+
+class MultiscaleDiscriminator(nn.Module):
+    def __init__(self, in_ch: int, ndf: int = 32, n_layers: int = 3, num_d: int = 2):
+        super().__init__()
+        self.ds = nn.ModuleList(PatchDiscriminator(in_ch, ndf, n_layers) for _ in range(num_d))
+
+    def forward(self, x):
+        out = []
+        for i, d in enumerate(self.ds):
+            if i:
+                x = F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)
+            out.append(d(x))
+        return out
+
+
+def lsgan(outputs, real: bool):
+    return sum(F.mse_loss(o[-1], torch.full_like(o[-1], 1.0 if real else 0.0)) for o in outputs) / len(outputs)
+
+
+def feature_matching(fake, real):
+    loss = 0.0
+    for f_scale, r_scale in zip(fake, real):
+        for f, r in zip(f_scale[:-1], r_scale[:-1]):
+            loss = loss + F.l1_loss(f, r.detach())
+    return loss / len(fake)
+
+
+# ---------------------------------------------------------------------------------------------- state
+
+def save_atomic(obj, path: str) -> None:
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Logger:
+    def __init__(self, state_dir: str):
+        self.path = os.path.join(state_dir, "log.txt")
+
+    def __call__(self, msg: str) -> None:
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}"
+        print(line, flush=True)
+        with open(self.path, "a") as f:
+            f.write(line + "\n")
+
+
+def save_grid(rows: list[list[np.ndarray]], path: str) -> None:
+    """rows of HxW or HxWx3 uint8 tiles -> one PNG."""
+    tiles = [[t if t.ndim == 3 else np.repeat(t[..., None], 3, 2) for t in row] for row in rows]
+    img = np.concatenate([np.concatenate(r, 1) for r in tiles], 0)
+    Image.fromarray(img).save(path)
+
+
+def to_u8(x: torch.Tensor) -> np.ndarray:
+    """(B,C,H,W) in [-1,1] -> uint8 (B,H,W) or (B,H,W,3)."""
+    a = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+    return a[:, 0] if a.shape[1] == 1 else a.transpose(0, 2, 3, 1)
+
+
+# ---------------------------------------------------------------------------------------------- stages
+
+def train_stage1(args, cfg, data: FaceData, device, log) -> None:
+    path = os.path.join(args.out, "stage1.pt")
+    model = DeepFaceDrawing(cfg).to(device)
+    params = list(model.encoders.parameters()) + list(model.image_decoders.parameters())
+    opt = torch.optim.Adam(params, lr=args.lr or 5e-4, betas=(0.9, 0.999))
+    step = 0
+    if args.resume and os.path.isfile(path):
+        ck = torch.load(path, map_location=device, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step = ck["step"]
+        log(f"stage 1: resumed at step {step}")
+    gen = torch.Generator().manual_seed(1000 + step)
+    rng = np.random.default_rng(step)
+    fixed = np.linspace(0, len(data) - 1, 4).astype(int)
+    model.train()
+    model.feature_decoders.eval()
+    t0, last_ck, run = time.time(), time.time(), {}
+    while step < args.steps:
+        idx = rng.integers(0, len(data), args.batch)
+        x = augment_sketch(sketch_batch(data.sketches, idx, device), gen)
+        crops = model.crop_components(x)
+        losses = {}
+        with torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda"):
+            for c in COMPONENTS:
+                rec = model.image_decoders[c](model.encoders[c](crops[c])).float()
+                # dark strokes are sparse: weigh them up so the AE does not settle for blank paper
+                w = 1 + 4 * (crops[c] < 0.5).float()
+                losses[c] = (w * ((rec - crops[c]).abs() + (rec - crops[c]) ** 2)).mean()
+        loss = sum(losses.values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        for c, v in losses.items():
+            v = float(v.detach())
+            run[c] = 0.98 * run.get(c, v) + 0.02 * v
+        if step % args.log_every == 0:
+            log(f"stage 1 step {step} loss " + " ".join(f"{c}={v:.4f}" for c, v in run.items())
+                + f" ({(time.time() - t0) / args.log_every:.2f}s/step)")
+            t0 = time.time()
+        if step % args.sample_every == 0 or step == args.steps:
+            model.eval()
+            with torch.no_grad():
+                xs = sketch_batch(data.sketches, fixed, device)
+                z = model.encode(xs)
+                rec = model.decode_images(z)
+                full = model.crop_components(xs)["remainder"].clone()
+                out = rec["remainder"].clone()
+                for c in COMPONENTS[:-1]:
+                    bx, by, n = cfg.box(c)
+                    out[:, :, by:by + n, bx:bx + n] = rec[c]
+            save_grid([[a, b] for a, b in zip(to_u8(xs), to_u8(out))], os.path.join(args.out, "samples", f"s1_{step:06d}.png"))
+            model.train()
+            model.feature_decoders.eval()
+        if time.time() - last_ck > args.checkpoint_s or step == args.steps:
+            save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "config": cfg.name}, path)
+            last_ck = time.time()
+    log(f"stage 1 finished at step {step}")
+
+
+@torch.no_grad()
+def encode_all(model: DeepFaceDrawing, sketches: np.ndarray, device, batch: int = 32) -> dict[str, torch.Tensor]:
+    model.eval()
+    out = {c: [] for c in COMPONENTS}
+    for i in range(0, len(sketches), batch):
+        z = model.encode(sketch_batch(sketches, np.arange(i, min(i + batch, len(sketches))), device))
+        for c in COMPONENTS:
+            out[c].append(z[c].float().cpu())
+    return {c: torch.cat(v) for c, v in out.items()}
+
+
+def load_stage1(args, cfg, device) -> DeepFaceDrawing:
+    path = os.path.join(args.out, "stage1.pt")
+    if not os.path.isfile(path):
+        raise SystemExit(f"stage 2 needs the stage-1 checkpoint {path}; run --stage 1 first")
+    model = DeepFaceDrawing(cfg).to(device)
+    model.load_state_dict(torch.load(path, map_location=device, weights_only=False)["model"])
+    return model
+
+
+def train_stage2(args, cfg, data: FaceData, device, log) -> None:
+    path = os.path.join(args.out, "stage2.pt")
+    model = load_stage1(args, cfg, device)
+    latents_path = os.path.join(args.out, "latents.pt")
+    latents = torch.load(latents_path, weights_only=False) if os.path.isfile(latents_path) else None
+    if latents is None or len(latents["remainder"]) != len(data):
+        t = time.time()
+        latents = encode_all(model, data.sketches, device)
+        save_atomic(latents, latents_path)
+        log(f"encoded {len(data)} training sketches in {time.time() - t:.0f}s")
+    model.encoders.requires_grad_(False).eval()
+    model.image_decoders.requires_grad_(False).eval()
+    disc = MultiscaleDiscriminator(1 + 3, ndf=args.ndf).to(device)
+    g_params = list(model.feature_decoders.parameters()) + list(model.generator.parameters())
+    opt_g = torch.optim.Adam(g_params, lr=args.lr or 2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr or 2e-4, betas=(0.5, 0.999))
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    step = 0
+    if args.resume and os.path.isfile(path):
+        ck = torch.load(path, map_location=device, weights_only=False)
+        model.feature_decoders.load_state_dict(ck["feature_decoders"])
+        model.generator.load_state_dict(ck["generator"])
+        disc.load_state_dict(ck["disc"])
+        opt_g.load_state_dict(ck["opt_g"])
+        opt_d.load_state_dict(ck["opt_d"])
+        step = ck["step"]
+        log(f"stage 2: resumed at step {step}")
+    rng = np.random.default_rng(step + 7)
+    gen = torch.Generator().manual_seed(step + 7)
+    lat_std = {c: latents[c].std(0).mean().item() for c in COMPONENTS}
+    fixed = np.concatenate([np.linspace(0, len(data.photos) - 1, 3).astype(int) + k * len(data.photos)
+                            for k in range(len(data.names))])[:6]
+    model.feature_decoders.train()
+    model.generator.train()
+    t0, last_ck, run = time.time(), time.time(), {}
+    amp = dict(device_type="cuda", dtype=torch.float16, enabled=device.type == "cuda")
+    while step < args.steps:
+        idx = rng.integers(0, len(data), args.batch)
+        z = {c: latents[c][idx].to(device) for c in COMPONENTS}
+        # a little latent noise: at test time the decoders see projected (blended) latents, not exact ones
+        z = {c: v + args.latent_noise * lat_std[c] * torch.randn(v.shape, generator=gen).to(device) for c, v in z.items()}
+        sk = sketch_batch(data.sketches, idx, device)
+        real = photo_batch(data.photos, data.photo_of[idx], device)
+        with torch.autocast(**amp):
+            fake = model.generate(z)
+            d_fake = disc(torch.cat([sk, fake.detach()], 1))
+            d_real = disc(torch.cat([sk, real], 1))
+            loss_d = 0.5 * (lsgan(d_fake, False) + lsgan(d_real, True))
+        opt_d.zero_grad(set_to_none=True)
+        scaler.scale(loss_d).backward()
+        scaler.step(opt_d)
+        with torch.autocast(**amp):
+            d_fake_g = disc(torch.cat([sk, fake], 1))
+            g_gan = lsgan(d_fake_g, True)
+            g_feat = feature_matching(d_fake_g, d_real)
+            g_l1 = F.l1_loss(fake.float(), real)
+            loss_g = g_gan + args.lambda_feat * g_feat + args.lambda_l1 * g_l1
+        opt_g.zero_grad(set_to_none=True)
+        scaler.scale(loss_g).backward()
+        scaler.step(opt_g)
+        scaler.update()
+        step += 1
+        for k, v in (("d", loss_d), ("g_gan", g_gan), ("g_feat", g_feat), ("l1", g_l1)):
+            v = float(v.detach())
+            run[k] = 0.98 * run.get(k, v) + 0.02 * v
+        if step % args.log_every == 0:
+            log(f"stage 2 step {step} " + " ".join(f"{k}={v:.4f}" for k, v in run.items())
+                + f" ({(time.time() - t0) / args.log_every:.2f}s/step)")
+            t0 = time.time()
+        if step % args.sample_every == 0 or step == args.steps:
+            model.generator.eval()
+            with torch.no_grad():
+                zf = {c: latents[c][fixed].to(device) for c in COMPONENTS}
+                out = model.generate(zf)
+            rows = [[s, f, p] for s, f, p in zip(to_u8(sketch_batch(data.sketches, fixed, device)), to_u8(out),
+                                                 data.photos[data.photo_of[fixed]])]
+            save_grid(rows, os.path.join(args.out, "samples", f"s2_{step:06d}.png"))
+            model.generator.train()
+        if time.time() - last_ck > args.checkpoint_s or step == args.steps:
+            save_atomic({"feature_decoders": model.feature_decoders.state_dict(), "generator": model.generator.state_dict(),
+                         "disc": disc.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+                         "step": step, "config": cfg.name}, path)
+            last_ck = time.time()
+    log(f"stage 2 finished at step {step}")
+
+
+def export(args, cfg, device, log) -> str:
+    """Stage-1 encoders/image decoders + stage-2 FM decoders/generator + feature bank -> fp16 safetensors."""
+    model = load_stage1(args, cfg, device)
+    s2 = os.path.join(args.out, "stage2.pt")
+    steps = {"stage1": torch.load(os.path.join(args.out, "stage1.pt"), map_location="cpu", weights_only=False)["step"]}
+    if os.path.isfile(s2):
+        ck = torch.load(s2, map_location=device, weights_only=False)
+        model.feature_decoders.load_state_dict(ck["feature_decoders"])
+        model.generator.load_state_dict(ck["generator"])
+        steps["stage2"] = ck["step"]
+    else:
+        raise SystemExit(f"no stage-2 checkpoint in {args.out}: a face model needs its generator trained")
+    latents_path = os.path.join(args.out, "latents.pt")
+    genders_path = os.path.join(args.out, "bank_gender.npy")
+    if not (os.path.isfile(latents_path) and os.path.isfile(genders_path)):
+        raise SystemExit(f"{args.out} lacks latents.pt / bank_gender.npy (written when stage 2 starts)")
+    latents = torch.load(latents_path, weights_only=False)
+    gender = np.load(genders_path)
+    bank = {c: latents[c].numpy() for c in COMPONENTS}
+    save_safetensors(model.cpu(), args.export, bank, gender,
+                     {"trained_steps": json.dumps(steps), "data": "FS2K train split (artist + synthetic sketches)",
+                      "bank_gender": "1 = female, 0 = male"})
+    log(f"exported {args.export} ({os.path.getsize(args.export) / 1e6:.1f} MB, steps {steps}, bank {len(gender)} rows)")
+    return args.export
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m models.train face", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", help="FS2K pack directory (models/data/pack.py)")
+    p.add_argument("--out", default=DEFAULT_STATE, help="training state directory (outside the repository)")
+    p.add_argument("--config", default="lite", choices=("lite", "official"))
+    p.add_argument("--stage", type=int, choices=(1, 2), default=1)
+    p.add_argument("--steps", type=int, default=None, help="train until this step (stage 1: 3000, stage 2: 200000)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (stage 1: 8, stage 2: 2)")
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--resume", action="store_true", help="continue from the stage's checkpoint in --out")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (the machine is shared)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N training photos")
+    p.add_argument("--ndf", type=int, default=32)
+    p.add_argument("--lambda-feat", type=float, default=10.0)
+    p.add_argument("--lambda-l1", type=float, default=10.0)
+    p.add_argument("--latent-noise", type=float, default=0.05, help="stage 2 latent noise, x the latents' std")
+    p.add_argument("--log-every", type=int, default=20)
+    p.add_argument("--sample-every", type=int, default=200)
+    p.add_argument("--checkpoint-s", type=float, default=300.0)
+    p.add_argument("--export", metavar="PATH", help="write fp16 safetensors from the checkpoints in --out and exit")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    torch.set_num_threads(max(1, args.threads))
+    device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu")
+    cfg = get_config(args.config)
+    os.makedirs(os.path.join(args.out, "samples"), exist_ok=True)
+    log = Logger(args.out)
+    if args.export:
+        export(args, cfg, device, log)
+        return 0
+    if not args.data:
+        raise SystemExit("--data PACK is required for training")
+    args.steps = args.steps or (3000 if args.stage == 1 else 200000)
+    args.batch = args.batch or (8 if args.stage == 1 else 2)
+    log(f"face {cfg.name} stage {args.stage} on {device}: {' '.join(sys.argv[1:] if argv is None else argv)}")
+    data = FaceData(args.data, cfg.canvas, args.out, "train", args.limit, log)
+    np.save(os.path.join(args.out, "bank_gender.npy"), np.tile(data.female, len(data.names)))
+    log(f"{len(data.photos)} photos, sketch variants {data.names}, {len(data)} training sketches")
+    (train_stage1 if args.stage == 1 else train_stage2)(args, cfg, data, device, log)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
