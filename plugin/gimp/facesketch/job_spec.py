@@ -113,10 +113,12 @@ def too_large_message(width: int, height: int, max_pixels: int) -> str:
 def unreachable_hint(settings) -> str:
     """How to get a backend running, in plain words."""
     cmd = " ".join(getattr(settings, "backend_command", None) or [])
-    start = f"start it with:  {cmd}" if cmd else "start it with:  python -m backend serve  (in the facesketch folder)"
-    auto = "" if getattr(settings, "autostart", False) else \
-        f", or turn on \u201cstart a local backend automatically\u201d in {SETTINGS_MENU}"
-    return f"Is the backend running? {start}{auto}."
+    start = f"To start it: {cmd}" if cmd else "To start it: python -m backend serve  (in the facesketch folder)"
+    if not getattr(settings, "autostart", False):
+        return f"{start}; or turn on \u201cStart a local backend automatically\u201d in {SETTINGS_MENU}"
+    if not cmd:
+        return f"Auto-start is on, but no local backend is set up: run python3 install.py. {start}"
+    return start
 
 
 def explain_backend_error(err, settings) -> str:
@@ -124,7 +126,7 @@ def explain_backend_error(err, settings) -> str:
     code = getattr(err, "code", "")
     text = str(err).strip() or code or err.__class__.__name__
     if code == "unreachable":
-        return f"{text}\n{unreachable_hint(settings)}"
+        return f"{text.rstrip('.')}.\n{unreachable_hint(settings)}"
     if code == "timeout":
         timeout = getattr(settings, "timeout_s", None)
         extra = f" (timeout: {timeout:g} s)" if isinstance(timeout, (int, float)) else ""
