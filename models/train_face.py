@@ -53,7 +53,7 @@ def synthetic_sketches(photos: np.ndarray, cache: str, log=print) -> dict[str, n
         if fn is None:
             continue
         t = time.time()
-        arr = np.stack([_as_gray(fn(p)) for p in photos])
+        arr = np.stack([_as_gray(fn(p, seed=i)) for i, p in enumerate(photos)])
         out[name] = arr
         log(f"synthetic '{name}' sketches: {len(arr)} in {time.time() - t:.0f}s")
     tmp = cache + ".tmp.npz"
