@@ -1,0 +1,136 @@
+"""FS2K evaluation metrics: SCOOT (exactly as FS2KToolbox's scoot_measure.m) and SSIM.
+
+SCOOT (Fan et al., "Scoot: A Perceptual Metric for Facial Sketches", ICCV 2019), as the FS2K
+toolbox computes it (scoot_measure.m, eval_from_json.m):
+  * both images grayscale uint8 (MATLAB rgb2gray weights), the synthesis resized to the ground
+    truth's size (eval_from_json: imresize, bicubic, antialiased);
+  * the ground truth's size is cut into 4 x 4 blocks at floor(n * k / 4);
+  * per block, graycomatrix with NumLevels 6 over GrayLimits [0 255]
+    (level = round(v * 5/255) + 1) at offsets [0 1; -1 1; -1 0; -1 -1] (0, 45, 90, 135 degrees,
+    distance 1, not symmetric), the 4 matrices averaged and rounded to integers;
+  * graycoprops on that matrix (normalised to sum 1): Contrast = sum |i-j|^2 p(i,j) and
+    Energy = sum p(i,j)^2;
+  * the 32 numbers (16 blocks x [contrast, energy]) of each image form v1, v2 and
+    Q = 1 / (1 + ||v1 - v2||_2).
+
+SSIM: pytorch-msssim's ssim on the grayscale pair (11x11 Gaussian window, sigma 1.5,
+K = (0.01, 0.03), data range 255, like MATLAB's ssim; pytorch-msssim ignores a 5-pixel border
+instead of MATLAB's replicate padding, so values differ from MATLAB's in the third decimal).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+SCOOT_BLOCKS = 4
+SCOOT_LEVELS = 6
+# (row, column) offsets as in scoot_measure.m: 0, 45, 90 and 135 degrees at distance 1
+SCOOT_OFFSETS = ((0, 1), (-1, 1), (-1, 0), (-1, -1))
+# MATLAB rgb2gray weights
+_RGB2GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])
+
+
+def _round_half_away(x):
+    # MATLAB's round(); numpy's round is half-to-even
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def to_gray_uint8(image) -> np.ndarray:
+    """MATLAB-style im2uint8 + rgb2gray: accepts a PIL image or an array (H, W), (H, W, 3|4);
+    floats are taken to be in [0, 1]. An alpha channel is dropped."""
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB") if image.mode not in ("L", "RGB") else image)
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        if np.issubdtype(a.dtype, np.floating):
+            a = _round_half_away(np.clip(a.astype(np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
+        elif a.dtype == np.uint16:
+            a = _round_half_away(a.astype(np.float64) / 257.0).astype(np.uint8)
+        else:
+            a = np.clip(a, 0, 255).astype(np.uint8)
+    if a.ndim == 3:
+        if a.shape[2] == 1:
+            a = a[..., 0]
+        else:
+            a = _round_half_away(a[..., :3].astype(np.float64) @ _RGB2GRAY).clip(0, 255).astype(np.uint8)
+    if a.ndim != 2:
+        raise ValueError(f"expected a grayscale or colour image, got shape {np.asarray(image).shape}")
+    return a
+
+
+def _resize_gray(a: np.ndarray, shape) -> np.ndarray:
+    if a.shape == tuple(shape):
+        return a
+    return np.asarray(Image.fromarray(a).resize((shape[1], shape[0]), Image.BICUBIC))
+
+
+def quantise_levels(gray_uint8: np.ndarray, levels: int = SCOOT_LEVELS) -> np.ndarray:
+    """graycomatrix's scaling of uint8 values (GrayLimits [0 255]) to integers 1..levels."""
+    q = _round_half_away(gray_uint8.astype(np.float64) * (levels - 1) / 255.0 + 1.0)
+    return np.clip(q, 1, levels).astype(np.int64)
+
+
+def glcm(levels_img: np.ndarray, offset, levels: int = SCOOT_LEVELS) -> np.ndarray:
+    """Non-symmetric grey-level co-occurrence counts (levels x levels) for one (row, col) offset:
+    G[i, j] counts pixels of level i+1 whose neighbour at the offset has level j+1."""
+    dr, dc = offset
+    h, w = levels_img.shape
+    r0, r1 = max(0, -dr), min(h, h - dr)
+    c0, c1 = max(0, -dc), min(w, w - dc)
+    if r1 <= r0 or c1 <= c0:
+        return np.zeros((levels, levels), np.int64)
+    a = levels_img[r0:r1, c0:c1] - 1
+    b = levels_img[r0 + dr:r1 + dr, c0 + dc:c1 + dc] - 1
+    return np.bincount((a * levels + b).ravel(), minlength=levels * levels).reshape(levels, levels)
+
+
+def contrast_energy(counts: np.ndarray):
+    """graycoprops Contrast and Energy of a co-occurrence matrix (normalised here)."""
+    total = counts.sum()
+    if total <= 0:
+        raise ValueError("empty co-occurrence matrix (image block too small)")
+    p = counts / total
+    i, j = np.indices(p.shape)
+    return float(((i - j) ** 2 * p).sum()), float((p ** 2).sum())
+
+
+def scoot_features(gray_uint8: np.ndarray, block_shape=None) -> np.ndarray:
+    """The 32 SCOOT features (16 blocks x [contrast, energy]) of a grayscale uint8 image.
+    Blocks follow the ground truth's size (block_shape), which is the image's own by default."""
+    h, w = gray_uint8.shape if block_shape is None else block_shape
+    if h < 2 * SCOOT_BLOCKS or w < 2 * SCOOT_BLOCKS:
+        raise ValueError(f"SCOOT needs an image of at least {2 * SCOOT_BLOCKS}x{2 * SCOOT_BLOCKS} pixels, got {w}x{h}")
+    q = quantise_levels(gray_uint8)
+    rows = np.floor(h * np.arange(SCOOT_BLOCKS + 1) / SCOOT_BLOCKS).astype(int)
+    cols = np.floor(w * np.arange(SCOOT_BLOCKS + 1) / SCOOT_BLOCKS).astype(int)
+    feats = []
+    for bi in range(SCOOT_BLOCKS):          # row-major, like the MATLAB loop
+        for bj in range(SCOOT_BLOCKS):
+            block = q[rows[bi]:rows[bi + 1], cols[bj]:cols[bj + 1]]
+            mean_counts = np.mean([glcm(block, off) for off in SCOOT_OFFSETS], axis=0)
+            feats.extend(contrast_energy(_round_half_away(mean_counts)))
+    return np.array(feats)
+
+
+def scoot(ground_truth, synthesis) -> float:
+    """SCOOT score in (0, 1]; 1 means identical block statistics. Arguments are images (PIL or
+    numpy, any channels); the synthesis is resized to the ground truth's size."""
+    gt = to_gray_uint8(ground_truth)
+    syn = _resize_gray(to_gray_uint8(synthesis), gt.shape)
+    v1 = scoot_features(gt)
+    v2 = scoot_features(syn)
+    return float(1.0 / (1.0 + np.linalg.norm(v1 - v2)))
+
+
+def ssim(ground_truth, synthesis) -> float:
+    """SSIM of the grayscale pair (synthesis resized to the ground truth's size), via pytorch-msssim."""
+    import torch
+    from pytorch_msssim import ssim as _ssim
+    gt = to_gray_uint8(ground_truth)
+    syn = _resize_gray(to_gray_uint8(synthesis), gt.shape)
+    if min(gt.shape) < 11:
+        raise ValueError(f"SSIM needs an image of at least 11x11 pixels, got {gt.shape[1]}x{gt.shape[0]}")
+    x = torch.from_numpy(gt.astype(np.float32))[None, None]
+    y = torch.from_numpy(syn.astype(np.float32))[None, None]
+    return float(_ssim(x, y, data_range=255.0, size_average=True))
