@@ -429,7 +429,9 @@ def save_safetensors(model: DeepFaceDrawing, path: str, bank: np.ndarray | None 
     meta = {"config": model.cfg.name, "format": "facesketch-deepfacedrawing-1"}
     meta.update(extra_meta or {})
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    save_file(tensors, path, metadata=meta)
+    tmp = path + ".tmp"  # a running engine may be reading the old file: replace it atomically
+    save_file(tensors, tmp, metadata=meta)
+    os.replace(tmp, path)
 
 
 def load_safetensors(path: str, device: str | torch.device = "cpu"):

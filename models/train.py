@@ -3,6 +3,7 @@
     python -m models.train depth   --data PACK --out STATEDIR [--steps N] [--resume] [--export]
     python -m models.train sketch  --data PACK --out STATEDIR [--config lite] [--steps N] [--resume] [--export]
     python -m models.train pix2pix --data PACK --out STATEDIR [--steps N] [--resume] [--export]
+    python -m models.train face    --data PACK --out STATEDIR [--config lite] [--stage 1|2] ... (models/train_face.py)
 
 STATEDIR (keep it outside the repo, e.g. /root/.cache/facesketch/train/sketch-lite) holds
 `last.pt` (models, optimisers, step), `log.tsv` (losses) and `samples/*.png`. `--resume`
@@ -312,8 +313,12 @@ def _subset(pack, keep):
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["face"]:  # the face model's training lives in models/train_face.py
+        from .train_face import main as train_face_main
+        return train_face_main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n\n")[0])
-    ap.add_argument("kind", choices=["sketch", "depth", "pix2pix"])
+    ap.add_argument("kind", choices=["sketch", "depth", "pix2pix", "face"])
     ap.add_argument("--data", required=True, help="FS2K pack directory (models.data.fs2k)")
     ap.add_argument("--out", required=True, help="training state directory, outside the repo")
     ap.add_argument("--config", default="lite", choices=["lite", "official"], help="HIDA size (sketch only)")
