@@ -257,22 +257,94 @@ def probe_venv(py: str) -> dict:
     return json.loads(r.stdout)
 
 
-def unmet_requirements(info: dict, wanted: dict, cuda: bool = False) -> list:
-    """Pins from `wanted` that the probed environment does not satisfy, as readable strings.
-    A local version label (2.13.0+cpu) satisfies ==2.13.0, except that a CUDA machine wants no +cpu torch."""
+def parse_requirement(line: str) -> Optional[tuple]:
+    """'numpy<2,>=1.24 ; python_version<"3.12"' -> ('numpy', [('<', '2'), ('>=', '1.24')], marker or None).
+    None when the line is not a plain name with version specifiers (a URL, a path)."""
+    req, _, marker = line.partition(";")
+    m = re.fullmatch(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(.*?)\s*", req)
+    if not m:
+        return None
+    specs = []
+    for part in filter(None, (p.strip() for p in m.group(2).split(","))):
+        sm = re.fullmatch(r"(===|==|!=|~=|<=|>=|<|>)\s*([A-Za-z0-9.*+!_-]+)", part)
+        if not sm:
+            return None
+        specs.append((sm.group(1), sm.group(2)))
+    return _canon(m.group(1)), specs, (marker.strip() or None)
+
+
+def _release(v: str) -> tuple:
+    """The numeric release part of a version ('2.13.0+cpu' -> (2, 13, 0)); enough for our pins."""
+    v = v.split("+")[0].split("!")[-1]
+    m = re.match(r"\d+(?:\.\d+)*", v)
+    return tuple(int(x) for x in m.group(0).split(".")) if m else ()
+
+
+def _pad(a: tuple, n: int) -> tuple:
+    return a + (0,) * (n - len(a))
+
+
+def version_matches(version: str, op: str, want: str) -> bool:
+    if op == "===":
+        return version == want
+    if want.endswith(".*"):  # ==2.* / !=2.*
+        prefix = _release(want[:-2])
+        same = _release(version)[:len(prefix)] == prefix
+        return same if op == "==" else not same
+    a, b = _release(version), _release(want)
+    n = max(len(a), len(b))
+    a, b = _pad(a, n), _pad(b, n)
+    exact = version.split("+")[0] == want.split("+")[0] or (a == b and not re.search(r"[a-z]", version.split("+")[0]))
+    if op == "==":
+        return exact
+    if op == "!=":
+        return not exact
+    if op == "<":
+        return a < b
+    if op == "<=":
+        return a <= b
+    if op == ">":
+        return a > b
+    if op == ">=":
+        return a >= b
+    if op == "~=":
+        base = _release(want)
+        return a >= b and _release(version)[:len(base) - 1] == base[:-1]
+    return False
+
+
+def unmet_requirements(info: dict, wanted, cuda: bool = False) -> list:
+    """Requirements the probed environment does not satisfy, as readable strings. `wanted` is a
+    {name: version} dict of pins or a list of parse_requirement() tuples. A local version label
+    (2.13.0+cpu) satisfies ==2.13.0, except that a CUDA machine wants no +cpu torch. A requirement
+    this simple check cannot judge (an environment marker) counts as unmet: pip decides then."""
     have = info["have"]
+    if isinstance(wanted, dict):
+        wanted = [(n, [("==", v)], None) for n, v in wanted.items()]
     out = []
-    for name, version in wanted.items():
+    for name, specs, marker in wanted:
+        text = name + ",".join(op + v for op, v in specs)
         got = have.get(name)
-        if got is None:
-            out.append(f"{name}=={version} (missing)")
-        elif got.split("+")[0] != version.split("+")[0]:
-            out.append(f"{name}=={version} (found {got})")
+        if marker:
+            out.append(f"{text} ; {marker} (left to pip)")
+        elif got is None:
+            out.append(f"{text} (missing)")
+        elif not all(version_matches(got, op, v) for op, v in specs):
+            out.append(f"{text} (found {got})")
         elif name == "torch" and cuda and got.endswith("+cpu"):
-            out.append(f"torch=={version} with CUDA (found the CPU build {got})")
+            out.append(f"{text} with CUDA (found the CPU build {got})")
     for bad in FORBIDDEN:
         if bad in have:
             out.append(f"{bad} must not be installed (found {have[bad]})")
+    return out
+
+
+def requirement_list(path: str) -> list:
+    """parse_requirement() of every line (following -r); lines it cannot parse become markers for pip."""
+    out = []
+    for line in read_requirements(path):
+        r = parse_requirement(line)
+        out.append(r if r else (line, [], "unparsed"))
     return out
 
 
@@ -345,7 +417,7 @@ def ensure_venv(ops: Ops, venv: str, req_file: str, base_python: Optional[str] =
         return py
 
     wanted = pins(req_file)
-    missing = unmet_requirements(info, wanted, cuda)
+    missing = unmet_requirements(info, requirement_list(req_file), cuda)
     if missing:
         ops.say("  to install: " + ", ".join(missing))
         if "torch" in wanted and any(m.startswith("torch==") for m in missing):
@@ -354,7 +426,8 @@ def ensure_venv(ops: Ops, venv: str, req_file: str, base_python: Optional[str] =
             raise InstallError(f"pip could not install {label} into {venv} (see pip's message above).")
         if not ops.dry_run:
             info = probe_venv(py)
-            still = unmet_requirements(info, wanted, cuda)
+            still = [m for m in unmet_requirements(info, requirement_list(req_file), cuda)
+                     if not m.endswith("(left to pip)")]
             if still:
                 raise InstallError(f"After pip install, {venv} still lacks: " + ", ".join(still))
     else:
@@ -1278,7 +1351,8 @@ def cmd_check(a, targets: list, host_python: Optional[list], settings_path: str)
         ok = False
     else:
         info = probe_venv(py)
-        missing = unmet_requirements(info, pins(REQUIREMENTS), nvidia_driver_present())
+        missing = [m for m in unmet_requirements(info, requirement_list(REQUIREMENTS), nvidia_driver_present())
+                   if not m.endswith("(left to pip)")]
         pth = os.path.join(info["purelib"], PTH)
         if not os.path.isfile(pth):
             missing.append(f"{PTH} (python -m backend from any folder)")

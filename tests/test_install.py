@@ -377,3 +377,18 @@ def test_pytest_finding_no_tests_counts_as_failure(tmp_path):
     empty.mkdir()
     assert install.run_pytest(install.Ops(verbose=False), sys.executable, ["-q", "-p", "no:cacheprovider",
                                                                             "--rootdir", str(empty), str(empty)]) == 1
+
+
+def test_requirement_specifiers_are_judged_like_pip():
+    assert install.parse_requirement('numpy<2,>=1.24 ; python_version < "3.12"') == \
+        ("numpy", [("<", "2"), (">=", "1.24")], 'python_version < "3.12"')
+    assert install.parse_requirement("Pillow") == ("pillow", [], None)
+    assert install.parse_requirement("safetensors[torch]==0.8.0") == ("safetensors", [("==", "0.8.0")], None)
+    ok = install.version_matches
+    assert ok("1.26.4", "<", "2") and not ok("2.4.6", "<", "2")
+    assert ok("2.13.0+cpu", "==", "2.13.0") and ok("2.13", "==", "2.13.0") and not ok("2.13.1", "==", "2.13.0")
+    assert ok("2.4.6", "==", "2.*") and not ok("1.26.4", "==", "2.*")
+    assert ok("1.4.2", "~=", "1.4") and not ok("2.0", "~=", "1.4") and ok("0.10.21", ">=", "0.10.9")
+    have = {"have": {"numpy": "2.4.6", "pillow": "13.0.0"}}
+    reqs = [install.parse_requirement(x) for x in ("numpy<2", "pillow", "tqdm")]
+    assert install.unmet_requirements(have, reqs) == ["numpy<2 (found 2.4.6)", "tqdm (missing)"]
