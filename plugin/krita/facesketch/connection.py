@@ -1,0 +1,237 @@
+"""The plug-in's link to the backend, driven by Krita's own event loop (no threads for socket I/O).
+
+AsyncClient never blocks: a QSocketNotifier on its ZeroMQ descriptor and a 100 ms QTimer call
+`process()`, which runs our callbacks on the GUI thread. The only thread is the one that waits for a
+locally auto-started backend to come up (launcher.ensure_backend blocks by design).
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+from facesketch_client import AsyncClient, BackendError
+from facesketch_client import settings as fs_settings
+
+from .qt import QObject, QTimer, QSocketNotifier, Signal, SOCKET_READ
+
+DEFAULT_FACE_CANVAS = 256
+
+
+def _launcher():
+    from facesketch_client import launcher  # written alongside the client; imported late so a missing
+    return launcher                          # launcher only disables auto-start, not the plug-in
+
+
+class Connection(QObject):
+    """State: 'disconnected' | 'connecting' | 'starting' (auto-starting a local backend) | 'connected' | 'error'."""
+
+    state_changed = Signal()
+    caps_changed = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.settings = fs_settings.load()
+        self.client: AsyncClient | None = None
+        self.caps: dict | None = None
+        self.state = "disconnected"
+        self.message = "Not connected."
+        self.backend_handle = None          # launcher handle of a backend we started (stopped with Krita)
+        self._notifier = None
+        self._timer = QTimer(self)
+        self._timer.setInterval(100)        # timeouts and the edge-triggered ZeroMQ descriptor
+        self._timer.timeout.connect(self._pump)
+        self._starter: threading.Thread | None = None
+        self._starter_result = None
+        self._tried_autostart = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def connect_backend(self, reload_settings: bool = True) -> None:
+        """(Re)open the socket with the current settings and ask the backend who it is."""
+        if reload_settings:
+            self.settings = fs_settings.load()
+        self._close_client()
+        self._open_client()
+        self._tried_autostart = False
+        self._hello()
+
+    def close(self) -> None:
+        self._close_client()
+        self._timer.stop()
+
+    def shutdown(self) -> None:
+        """Krita is closing: drop the socket and stop a backend we started ourselves."""
+        self.close()
+        self.stop_local_backend(started_here_only=True)
+
+    def _open_client(self) -> None:
+        self.client = AsyncClient.from_settings(self.settings)
+        self._notifier = QSocketNotifier(self.client.fileno(), SOCKET_READ, self)
+        self._notifier.activated.connect(self._pump)
+        self._timer.start()
+
+    def _close_client(self) -> None:
+        if self._notifier is not None:
+            self._notifier.setEnabled(False)
+            self._notifier.deleteLater()
+            self._notifier = None
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    def _pump(self, *_):
+        if self.client is not None:
+            try:
+                self.client.process()
+            except Exception as exc:  # a bug in a callback must not kill the timer
+                import traceback
+                traceback.print_exc()
+                self._set_state("error", f"Internal error in the Face Sketch plug-in: {exc}")
+        if self._starter is not None and not self._starter.is_alive():
+            self._starter = None
+            self._after_autostart()
+
+    def _set_state(self, state: str, message: str) -> None:
+        self.state, self.message = state, message
+        self.state_changed.emit()
+
+    # -- hello / capabilities ----------------------------------------------------------------
+
+    def _hello(self) -> None:
+        if self.client is None:
+            self._open_client()
+        self._set_state("connecting", f"Connecting to {self.settings.address} …")
+        self.client.hello(on_result=self._on_hello, on_error=self._on_hello_error)
+
+    def refresh(self) -> None:
+        """Ask again (after the backend came back); keeps the socket."""
+        if self.client is None:
+            self.connect_backend()
+        else:
+            self._hello()
+
+    def _on_hello(self, caps: dict) -> None:
+        self.caps = caps
+        device = caps.get("device", "?")
+        self._set_state("connected", f"Connected to the backend at {self.settings.address} ({device}).")
+        self.caps_changed.emit()
+
+    def _on_hello_error(self, err: BackendError) -> None:
+        if err.code == "unreachable" and self._may_autostart():
+            self.start_local_backend()
+            return
+        self._set_state("error", str(err))
+
+    def engine(self, name: str) -> dict | None:
+        for e in (self.caps or {}).get("engines", []):
+            if e.get("name") == name:
+                return e
+        return None
+
+    def engine_problem(self, name: str) -> str | None:
+        """None when the backend says the engine is ready; else a sentence saying why not (None if unknown)."""
+        e = self.engine(name)
+        if self.caps is None:
+            return None
+        if e is None:
+            return f"The backend has no '{name}' engine (an older or different backend version?)."
+        if not e.get("ready", False):
+            return f"The {name} engine is not ready: {e.get('reason') or 'no reason given'}"
+        return None
+
+    def param_names(self, name: str) -> set | None:
+        e = self.engine(name)
+        return None if e is None else {p.get("name") for p in e.get("params", [])}
+
+    def face_canvas_size(self) -> int:
+        """The face model's canvas, if the backend advertises one; else 256."""
+        e = self.engine("face") or {}
+        for key in ("canvas", "canvas_size", "size"):
+            v = e.get(key)
+            if isinstance(v, int) and 32 <= v <= 4096:
+                return v
+            if isinstance(v, (list, tuple)) and v and isinstance(v[0], int):
+                return int(v[0])
+        return DEFAULT_FACE_CANVAS
+
+    # -- jobs ------------------------------------------------------------------------------------
+
+    def submit(self, engine: str, images: dict, params: dict | None, outputs, supersede: str | None,
+               on_result, on_error, on_progress=None) -> str:
+        if self.client is None:
+            self._open_client()
+        wrapped_error = on_error
+
+        def on_error_(job_id, err):
+            if err.code in ("unreachable", "disconnected"):
+                self._set_state("error", str(err))
+            wrapped_error(job_id, err)
+
+        def on_result_(job_id, images_):
+            if self.state != "connected":
+                self._hello()  # the backend is back: refresh what it can do
+            on_result(job_id, images_)
+
+        return self.client.submit(engine, images, params=params, outputs=outputs, supersede=supersede,
+                                  on_result=on_result_, on_error=on_error_, on_progress=on_progress)
+
+    def cancel(self, job_id: str) -> None:
+        if self.client is not None:
+            self.client.cancel(job_id)
+
+    # -- local backend -------------------------------------------------------------------------
+
+    def _may_autostart(self) -> bool:
+        s = self.settings
+        return (s.autostart and bool(s.backend_command) and not self._tried_autostart
+                and self.backend_handle is None and self._starter is None)
+
+    def start_local_backend(self) -> None:
+        """Start settings.backend_command (if nothing answers) in a helper thread, then connect."""
+        if self._starter is not None:
+            return
+        self._tried_autostart = True
+        try:
+            launcher = _launcher()
+        except ImportError as exc:
+            self._set_state("error", f"Cannot start a local backend: {exc}")
+            return
+        settings = self.settings
+        self._set_state("starting", f"Starting a local backend ({' '.join(settings.backend_command[:3])} …); "
+                                    "the first start can take a minute.")
+        self._starter_result = None
+
+        def work():
+            t0 = time.monotonic()
+            try:
+                self._starter_result = ("ok", launcher.ensure_backend(settings, wait_s=90), time.monotonic() - t0)
+            except Exception as exc:
+                self._starter_result = ("error", exc, time.monotonic() - t0)
+
+        self._starter = threading.Thread(target=work, name="facesketch-backend-start", daemon=True)
+        self._starter.start()
+        self._timer.start()  # _pump notices when the thread is done
+
+    def _after_autostart(self) -> None:
+        kind, value, _seconds = self._starter_result or ("error", RuntimeError("no result"), 0)
+        if kind == "error":
+            self._set_state("error", f"Could not start the local backend: {value}")
+            return
+        if value is not None:
+            self.backend_handle = value
+        self._hello()
+
+    def stop_local_backend(self, started_here_only: bool = False) -> bool:
+        """Stop the backend this Krita started (or, unless started_here_only, one that auto-start started
+        from GIMP or an earlier session); False when there was none."""
+        handle, self.backend_handle = self.backend_handle, None
+        try:
+            if handle is not None:
+                handle.stop()
+            elif started_here_only or not _launcher().stop_local_backend():  # one auto-started earlier (by GIMP or a previous Krita)
+                return False
+        except Exception:
+            return False
+        self.caps = None
+        self._set_state("disconnected", "The local backend was stopped.")
+        return True

@@ -1,0 +1,52 @@
+"""Krita extension: menu actions (Tools ▸ Scripts, shortcut-able by id), startup and shutdown."""
+from __future__ import annotations
+
+import os
+
+from krita import Extension, Krita
+
+from . import app as app_module
+from .qt import QTimer
+
+ACTIONS = (
+    # id (Settings ▸ Configure Krita ▸ Keyboard Shortcuts finds them by name), text, what it does
+    ("facesketch_sketchify", "Sketchify Active Layer", lambda a: a.sketchify.run()),
+    ("facesketch_new_face_canvas", "New Face Canvas", lambda a: a.face._safe(a.face.new_canvas)),
+    ("facesketch_generate_face", "Generate Face from Sketch", lambda a: a.face.generate()),
+    ("facesketch_keep_face", "Keep Face Preview", lambda a: a.face.keep()),
+    ("facesketch_settings", "Face Sketch Settings…", None),
+)
+MENU = "tools/scripts"
+SCENARIO_ENV = "FACESKETCH_KRITA_SCENARIO"  # test hook: path of a scenario config (see scenario.py)
+
+
+class FaceSketchExtension(Extension):
+    def __init__(self, parent):
+        super().__init__(parent)
+        self._scenario_started = False
+
+    def setup(self):
+        app = app_module.get()
+        notifier = Krita.instance().notifier()
+        notifier.setActive(True)
+        notifier.applicationClosing.connect(app.shutdown)
+        # connect once the event loop runs (auto-starts a local backend if the settings say so)
+        QTimer.singleShot(0, app.connection.connect_backend)
+
+    def createActions(self, window):
+        app = app_module.get()
+        for action_id, text, fn in ACTIONS:
+            action = window.createAction(action_id, text, MENU)
+            if fn is None:
+                action.triggered.connect(lambda _=False, w=window: self._open_settings(w))
+            else:
+                action.triggered.connect(lambda _=False, fn=fn: fn(app))
+        path = os.environ.get(SCENARIO_ENV)
+        if path and not self._scenario_started:
+            self._scenario_started = True
+            from . import scenario
+            QTimer.singleShot(1500, lambda: scenario.start(path, window))
+
+    def _open_settings(self, window):
+        from .settings_dialog import SettingsDialog
+        SettingsDialog(app_module.get().connection, window.qwindow()).open()

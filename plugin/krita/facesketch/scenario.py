@@ -1,0 +1,510 @@
+"""Test hook: a scripted session in real Krita, driven through the docker's widgets and actions.
+
+Runs only when FACESKETCH_KRITA_SCENARIO names a JSON config (tests/test_krita_host.py writes it):
+    {"report": path, "backend_pid": int, "screenshot_dir": path or null, "quit": true, "time_limit_s": 240}
+It writes a JSON report of named checks, then quits Krita. kritarunner and Krita exit 0 whatever
+happens inside, so the report is the verdict.
+
+The face and sketch engines may have no trained weights yet. The scenario then checks the real
+not-ready path (status line gives the backend's reason, no layers added, strokes intact) and runs the
+same docker machinery (live submission with supersede, preview update, shadow guide, Keep, Sketchify
+as a new layer, BGRA round trip) with the backend's `echo` engine in their place: the workflows'
+`engine` attribute is the hidden, test-only override.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import traceback
+import zlib
+
+from krita import Krita
+
+from . import app as app_module
+from . import layers
+from .docker import DOCKER_ID
+from .qt import QApplication, QTimer
+from .workflow import FaceCanvas, GUIDE_NAME, PREVIEW_NAME, doc_key
+
+_runner = None
+
+
+def start(config_path: str, window) -> None:
+    global _runner
+    with open(config_path, "r", encoding="utf-8") as fh:
+        config = json.load(fh)
+    _runner = Runner(config, window)
+    _runner.start()
+
+
+class Wait:
+    def __init__(self, predicate, timeout: float, what: str):
+        self.predicate, self.timeout, self.what = predicate, timeout, what
+
+
+class Runner:
+    def __init__(self, config: dict, window):
+        self.config = config
+        self.window = window
+        self.report = {"checks": [], "events": [], "ok": False, "krita_version": Krita.instance().version()}
+        self.t0 = time.monotonic()
+        self.gen = None
+        self.finished = False
+
+    # -- driver --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.gen = scenario(self)
+        limit = float(self.config.get("time_limit_s", 240))
+        QTimer.singleShot(int(limit * 1000), lambda: self.finish(f"scenario time limit of {limit:g} s reached"))
+        QTimer.singleShot(0, lambda: self._advance(None))
+
+    def _advance(self, value) -> None:
+        if self.finished:
+            return
+        try:
+            request = self.gen.send(value)
+        except StopIteration:
+            self.finish(None)
+            return
+        except Exception:
+            self.finish("scenario raised:\n" + traceback.format_exc())
+            return
+        if isinstance(request, Wait):
+            deadline = time.monotonic() + request.timeout
+            self._poll_wait(request, deadline)
+        else:
+            QTimer.singleShot(int(float(request) * 1000), lambda: self._advance(None))
+
+    def _poll_wait(self, request: Wait, deadline: float) -> None:
+        if self.finished:
+            return
+        try:
+            ok = bool(request.predicate())
+        except Exception:
+            self.finish(f"waiting for {request.what} raised:\n" + traceback.format_exc())
+            return
+        if ok or time.monotonic() >= deadline:
+            if not ok:
+                self.event(f"timed out after {request.timeout:g} s waiting for {request.what}")
+            self._advance(ok)
+        else:
+            QTimer.singleShot(50, lambda: self._poll_wait(request, deadline))
+
+    def check(self, name: str, ok, detail="") -> bool:
+        self.report["checks"].append({"name": name, "ok": bool(ok), "detail": detail if isinstance(detail, (str, int, float, list, dict)) else repr(detail)})
+        return bool(ok)
+
+    def event(self, text: str) -> None:
+        self.report["events"].append(f"{time.monotonic() - self.t0:7.2f}s {text}")
+
+    def finish(self, error) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        a = app_module.get()
+        self.report["error"] = error
+        self.report["seconds"] = round(time.monotonic() - self.t0, 2)
+        self.report["face_log"] = [_jsonable(e) for e in a.face.log]
+        self.report["sketchify_log"] = [_jsonable(e) for e in a.sketchify.log]
+        self.report["status_history"] = list(a.status.history)
+        self.report["ok"] = error is None and all(c["ok"] for c in self.report["checks"])
+        path = self.config["report"]
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(self.report, fh, indent=1)
+        os.replace(tmp, path)
+        if self.config.get("quit", True):
+            QTimer.singleShot(100, _quit)
+
+
+def _jsonable(entry: dict) -> dict:
+    return {k: v for k, v in entry.items() if isinstance(v, (str, int, float, bool, list, dict, type(None)))}
+
+
+def _quit() -> None:
+    k = Krita.instance()
+    for d in list(k.documents()):
+        d.setModified(False)
+    action = k.action("file_quit")
+    if action is not None:
+        action.trigger()
+    else:
+        QApplication.quit()
+
+
+# -- pixels ---------------------------------------------------------------------------------------
+
+
+def stroke(node, size: int, points, radius: int) -> bytes:
+    """Draw opaque black discs along a polyline into `node` (the test's 'brush'); returns the layer's bytes."""
+    data = bytearray(node.pixelData(0, 0, size, size))
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        steps = max(abs(x1 - x0), abs(y1 - y0), 1)
+        for i in range(steps + 1):
+            cx = round(x0 + (x1 - x0) * i / steps)
+            cy = round(y0 + (y1 - y0) * i / steps)
+            for y in range(max(0, cy - radius), min(size, cy + radius + 1)):
+                for x in range(max(0, cx - radius), min(size, cx + radius + 1)):
+                    if (x - cx) ** 2 + (y - cy) ** 2 <= radius * radius:
+                        o = (y * size + x) * 4
+                        data[o:o + 4] = b"\x00\x00\x00\xff"
+    node.setPixelData(bytes(data), 0, 0, size, size)
+    return bytes(data)
+
+
+def on_white(data: bytes) -> bytes:
+    """Independent re-implementation of 'composite over white' for opaque-or-empty strokes."""
+    out = bytearray(len(data))
+    for o in range(0, len(data), 4):
+        if data[o + 3] == 255:
+            out[o:o + 4] = data[o:o + 4]
+        else:
+            out[o:o + 4] = b"\xff\xff\xff\xff"
+    return bytes(out)
+
+
+def names(doc) -> list:
+    return [n.name() for n in doc.topLevelNodes()]
+
+
+def find(doc, name):
+    return next((n for n in doc.topLevelNodes() if n.name() == name), None)
+
+
+# -- the scenario ---------------------------------------------------------------------------------
+
+
+def scenario(r: Runner):
+    k = Krita.instance()
+    a = app_module.get()
+    face, sk, conn, status = a.face, a.sketchify, a.connection, a.status
+    qwin = _window().qwindow()
+    screen = QApplication.primaryScreen()
+    if screen is not None:  # no window manager under Xvfb: 'maximize' by hand
+        qwin.setGeometry(screen.availableGeometry())
+
+    docker = next((d for d in k.dockers() if d.objectName() == DOCKER_ID), None)
+    r.check("docker registered", docker is not None, [d.objectName() for d in k.dockers()][:60])
+    if docker is None:
+        return
+    docker.setVisible(True)
+    docker.raise_()
+    for other in k.dockers():  # room for the docker in screenshots: keep only tools and layers beside it
+        if other.objectName() not in (DOCKER_ID, "KisLayerBox", "ToolBox"):
+            other.setVisible(False)
+    r.check("docker title", docker.windowTitle() == "Face Sketch", docker.windowTitle())
+    actions = {i: k.action(i) is not None for i in ("facesketch_sketchify", "facesketch_new_face_canvas",
+                                                      "facesketch_generate_face", "facesketch_settings")}
+    r.check("actions registered with ids", all(actions.values()), actions)
+
+    ok = yield Wait(lambda: conn.state == "connected", 30, "the backend hello")
+    r.check("connected to backend", ok, conn.message)
+    if not ok:
+        return
+    engines = {e["name"]: e for e in conn.caps.get("engines", [])}
+    r.report["engines"] = {n: {"ready": e.get("ready"), "reason": e.get("reason")} for n, e in engines.items()}
+    r.check("backend has echo, face and sketch engines", {"echo", "face", "sketch"} <= set(engines), sorted(engines))
+
+    # ---- new face canvas
+    docker.new_canvas_button.click()
+    yield 0.3
+    doc = k.activeDocument()
+    canvas = FaceCanvas.of(doc)
+    r.check("new face canvas is the active document with layout metadata", canvas is not None)
+    if canvas is None:
+        return
+    size = canvas.size
+    r.check("canvas size from hello (or 256)", size == conn.face_canvas_size() and doc.height() == size
+            and doc.width() == 2 * size, [doc.width(), doc.height(), size])
+    r.check("layers: background, template, sketch", names(doc) == ["Background", "Face template", "Sketch"],
+            names(doc))
+    bg = bytes(find(doc, "Background").pixelData(0, 0, 2 * size, size))
+    r.check("background is white", bg == b"\xff" * len(bg))
+    template = find(doc, "Face template")
+    tpx = bytes(template.pixelData(0, 0, size, size))
+    r.check("template is locked and has guides", template.locked() and any(tpx[3::4]))
+    sketch = canvas.sketch()
+    r.check("sketch layer is empty and active", not any(bytes(sketch.pixelData(0, 0, size, size)))
+            and doc.activeNode() is not None and doc.activeNode().name() == "Sketch",
+            doc.activeNode().name() if doc.activeNode() else None)
+
+    s = size / 256.0
+    eye = [(int(70 * s), int(120 * s)), (int(110 * s), int(112 * s))]
+    drawn = stroke(sketch, size, eye, max(1, int(2 * s)))
+
+    # ---- the real face engine (not ready without trained weights)
+    face_ready = engines.get("face", {}).get("ready", False)
+    docker.generate_button.click()
+    entry = face.log[-1] if face.log else None
+    ok = yield Wait(lambda: entry is not None and entry["state"] != "submitted", 30, "the face engine's answer")
+    if face_ready:
+        r.check("real face engine: face generated", ok and entry["state"] == "done", entry and entry["state"])
+        r.check("real face engine: preview layer made", find(doc, PREVIEW_NAME) is not None, names(doc))
+        if find(doc, PREVIEW_NAME) is not None:
+            fpx = bytes(find(doc, PREVIEW_NAME).pixelData(canvas.preview_x, 0, size, size))
+            r.check("real face engine: preview is opaque and not blank",
+                    min(fpx[3::4]) == 255 and len(set(fpx[0::4])) > 8)
+            yield 0.3
+            r.screenshot = _screenshot(r, "krita-docker-face.png")
+            face.keep()
+    else:
+        reason = engines.get("face", {}).get("reason", "")
+        r.check("not-ready face: backend said not_ready", ok and entry["state"] == "not_ready", entry and entry["state"])
+        r.check("not-ready face: status line gives the backend's reason", bool(reason) and reason in status.text,
+                {"status": status.text, "reason": reason})
+        r.check("not-ready face: no layers added", names(doc) == ["Background", "Face template", "Sketch"], names(doc))
+        r.check("not-ready face: strokes intact", bytes(sketch.pixelData(0, 0, size, size)) == drawn)
+
+    # ---- the same machinery through the echo engine
+    face.engine = "echo"
+    face.engine_params_override = {"delay": 0.0}
+    docker.generate_button.click()
+    entry = face.log[-1]
+    ok = yield Wait(lambda: entry["state"] != "submitted", 20, "echo generate")
+    r.check("echo generate: done", ok and entry["state"] == "done", entry["state"])
+    prev = find(doc, PREVIEW_NAME)
+    r.check("preview layer at the top, locked, beside the sketch", prev is not None and names(doc)[-1] == PREVIEW_NAME
+            and prev.locked() and prev.bounds().x() == canvas.preview_x, names(doc))
+    if prev is not None:
+        got = bytes(prev.pixelData(canvas.preview_x, 0, size, size))
+        r.check("preview = sketch composited on white, byte-exact (BGRA8 round trip)", got == on_white(drawn))
+    yield Wait(lambda: doc.activeNode() is not None and doc.activeNode().name() == "Sketch", 2, "active layer back")
+    r.check("sketch stays the active layer after the preview was added",
+            doc.activeNode() is not None and doc.activeNode().name() == "Sketch")
+
+    # live mode: two strokes in quick succession (one poll tick) -> one submission with both
+    n_before = len(face.log)
+    docker.live_check.setChecked(True)
+    r.check("live toggle reaches the workflow", face.live)
+    yield 0.5
+    r.check("live on with an unchanged sketch sends nothing", len(face.log) == n_before, len(face.log) - n_before)
+    stroke(sketch, size, [(int(150 * s), int(120 * s)), (int(190 * s), int(112 * s))], max(1, int(2 * s)))
+    drawn = stroke(sketch, size, [(int(128 * s), int(150 * s)), (int(124 * s), int(175 * s))], max(1, int(2 * s)))
+    ok = yield Wait(lambda: len(face.log) > n_before and face.log[-1]["state"] == "done", 10, "live result")
+    live_entries = face.log[n_before:]
+    r.check("live: two quick strokes -> one submission of the final sketch (the first never sent)",
+            ok and len(live_entries) == 1 and live_entries[0]["kind"] == "live" and live_entries[0]["supersede"] == "live"
+            and live_entries[0]["checksum"] == zlib.crc32(drawn),
+            [_jsonable(e) for e in live_entries])
+    got = bytes(find(doc, PREVIEW_NAME).pixelData(canvas.preview_x, 0, size, size))
+    r.check("live: preview updated in place to the final sketch", got == on_white(drawn)
+            and names(doc).count(PREVIEW_NAME) == 1, names(doc))
+
+    # live mode: the second stroke arrives while the first is computing -> the backend supersedes it
+    face.engine_params_override = {"delay": 2.0}
+    n_before = len(face.log)
+    first = stroke(sketch, size, [(int(100 * s), int(205 * s)), (int(156 * s), int(205 * s))], max(1, int(2 * s)))
+    ok = yield Wait(lambda: len(face.log) > n_before, 5, "first live submission")
+    r.check("live: first stroke submitted after it settled", ok and face.log[-1]["checksum"] == zlib.crc32(first))
+    yield 0.2
+    drawn = stroke(sketch, size, [(int(100 * s), int(215 * s)), (int(156 * s), int(212 * s))], max(1, int(2 * s)))
+    ok = yield Wait(lambda: len(face.log) > n_before + 1 and face.log[-1]["state"] == "done", 15, "second live result")
+    e1, e2 = (face.log[n_before], face.log[-1]) if len(face.log) > n_before + 1 else (None, None)
+    r.check("live: the first job was superseded by the backend, only the last computed",
+            ok and e1 is not None and e1["state"] == "superseded" and e2["checksum"] == zlib.crc32(drawn)
+            and len(face.log) == n_before + 2, [_jsonable(e) for e in face.log[n_before:]])
+    got = bytes(find(doc, PREVIEW_NAME).pixelData(canvas.preview_x, 0, size, size))
+    r.check("live: preview shows the last stroke", got == on_white(drawn))
+
+    # a slider change in live mode regenerates (with the new value)
+    face.engine_params_override = {"delay": 0.0}
+    n_before = len(face.log)
+    docker.sliders["blend_nose"].setValue(40)
+    ok = yield Wait(lambda: len(face.log) > n_before and face.log[-1]["state"] == "done", 10, "slider regeneration")
+    r.check("live: slider change regenerates with the new value", ok and face.params["blend_nose"] == 0.4
+            and face.log[-1]["kind"] == "live", face.params)
+
+    # shadow guide: a low-opacity layer under the sketch, updated with each stroke
+    n_before = len(face.log)
+    docker.shadow_check.setChecked(True)
+    ok = yield Wait(lambda: len(face.log) > n_before and face.log[-1]["state"] == "done", 10, "shadow regeneration")
+    guide = find(doc, GUIDE_NAME)
+    order = names(doc)
+    r.check("shadow guide: layer right under the sketch, low opacity, locked",
+            ok and guide is not None and order.index(GUIDE_NAME) == order.index("Sketch") - 1
+            and guide.opacity() < 128 and guide.locked(), {"order": order, "opacity": guide and guide.opacity()})
+    if guide is not None:
+        r.check("shadow guide shows the engine's shadow output (echo: the sketch)",
+                bytes(guide.pixelData(0, 0, size, size)) == on_white(drawn))
+    n_before = len(face.log)
+    drawn = stroke(sketch, size, [(int(90 * s), int(60 * s)), (int(166 * s), int(60 * s))], max(1, int(2 * s)))
+    ok = yield Wait(lambda: len(face.log) > n_before and face.log[-1]["state"] == "done", 10, "stroke with guide")
+    guide = find(doc, GUIDE_NAME)
+    r.check("shadow guide updated with the stroke", ok and guide is not None
+            and bytes(guide.pixelData(0, 0, size, size)) == on_white(drawn))
+
+    yield 0.3
+    _screenshot(r, "krita-docker.png")
+
+    # keep: the preview becomes a normal layer; the next result makes a new preview above it
+    docker.keep_button.click()
+    kept = find(doc, "Face 1")
+    r.check("keep: preview became 'Face 1', unlocked", kept is not None and not kept.locked()
+            and find(doc, PREVIEW_NAME) is None, names(doc))
+    n_before = len(face.log)
+    drawn = stroke(sketch, size, [(int(60 * s), int(240 * s)), (int(196 * s), int(240 * s))], max(1, int(2 * s)))
+    ok = yield Wait(lambda: len(face.log) > n_before and face.log[-1]["state"] == "done", 10, "result after keep")
+    r.check("keep: next result in a new preview above the kept face", ok and names(doc)[-2:] == ["Face 1", PREVIEW_NAME],
+            names(doc))
+    r.check("keep: kept face unchanged by the next result", kept is not None
+            and bytes(kept.pixelData(canvas.preview_x, 0, size, size)) != on_white(drawn))
+    docker.live_check.setChecked(False)
+    docker.shadow_check.setChecked(False)
+    r.check("strokes intact after the whole face session", bytes(sketch.pixelData(0, 0, size, size)) == drawn)
+
+    # ---- Sketchify on a photo layer (menu action and docker button)
+    photo_doc = k.createDocument(120, 90, "Photo", "RGBA", "U8", "", 72.0)
+    _window().addView(photo_doc)
+    k.setActiveDocument(photo_doc)
+    photo = photo_doc.createNode("Photo", "paintlayer")
+    pw, ph, px, py = 80, 60, 17, 11
+    pixels = bytearray()
+    for y in range(ph):
+        for x in range(pw):  # a gradient with partial transparency: every byte position matters
+            pixels += bytes(((x * 3) & 255, (y * 4) & 255, (x * y) & 255, 255 if (x + y) % 7 else 128 + (x % 100)))
+    photo.setPixelData(bytes(pixels), px, py, pw, ph)
+    photo_doc.rootNode().addChildNode(photo, None)
+    top = photo_doc.createNode("Above", "paintlayer")
+    photo_doc.rootNode().addChildNode(top, None)
+    yield from _activate(photo_doc, "Photo")
+
+    sketch_ready = engines.get("sketch", {}).get("ready", False)
+    if not sketch_ready:
+        n_before = len(sk.log)
+        k.action("facesketch_sketchify").trigger()
+        ok = yield Wait(lambda: len(sk.log) > n_before and sk.log[-1]["state"] != "submitted", 20, "sketch not ready")
+        reason = engines.get("sketch", {}).get("reason", "")
+        r.check("not-ready sketch: status line gives the backend's reason, no layer added",
+                ok and sk.log[-1]["state"] == "not_ready" and reason in status.text
+                and names(photo_doc) == ["Background", "Photo", "Above"], {"status": status.text, "layers": names(photo_doc)})
+
+    sk.engine = "echo"
+    n_before = len(sk.log)
+    k.action("facesketch_sketchify").trigger()
+    ok = yield Wait(lambda: len(sk.log) > n_before and sk.log[-1]["state"] != "submitted", 20, "sketchify via action")
+    r.check("sketchify action: done", ok and sk.log[-1]["state"] == "done", sk.log[-1]["state"] if sk.log else None)
+    r.check("sketchify: new layer directly above the source", names(photo_doc) == ["Background", "Photo", "Photo (sketch)", "Above"],
+            names(photo_doc))
+    result = find(photo_doc, "Photo (sketch)")
+    if result is not None:
+        b = result.bounds()
+        r.check("sketchify: result at the source's offset", (b.x(), b.y(), b.width(), b.height()) == (px, py, pw, ph),
+                [b.x(), b.y(), b.width(), b.height()])
+        r.check("sketchify: BGRA8 round trip byte-exact (echo)", bytes(result.pixelData(px, py, pw, ph)) == bytes(pixels))
+    r.check("sketchify: source layer untouched", bytes(photo.pixelData(px, py, pw, ph)) == bytes(pixels))
+
+    # 16-bit document: sent as RGBA16 and written back exactly
+    doc16 = k.createDocument(40, 30, "Photo16", "RGBA", "U16", "", 72.0)
+    _window().addView(doc16)
+    k.setActiveDocument(doc16)
+    l16 = doc16.createNode("Photo16", "paintlayer")
+    import array
+    vals = array.array("H", [(i * 2654435761) & 0xFFFF for i in range(40 * 30 * 4)])
+    l16.setPixelData(vals.tobytes(), 0, 0, 40, 30)
+    doc16.rootNode().addChildNode(l16, None)
+    yield from _activate(doc16, "Photo16")
+    n_before = len(sk.log)
+    docker.sketchify_button.click()
+    ok = yield Wait(lambda: len(sk.log) > n_before and sk.log[-1]["state"] != "submitted", 20, "sketchify 16-bit")
+    res16 = find(doc16, "Photo16 (sketch)")
+    sent16 = bytes(l16.pixelData(0, 0, 40, 30))
+    got16 = bytes(res16.pixelData(0, 0, 40, 30)) if res16 is not None else b""
+    r.check("16-bit document: sent as RGBA16, result written back exactly",
+            ok and sk.log[-1].get("format") == "RGBA16" and got16 == sent16,
+            {"state": sk.log[-1].get("state"), "format": sk.log[-1].get("format"), "rect": sk.log[-1].get("rect"),
+             "same_as_written": sent16 == vals.tobytes(), "n": len(got16), "first_diff":
+             next((i for i in range(min(len(got16), len(sent16))) if got16[i] != sent16[i]), None),
+             "layers": names(doc16)})
+
+    # float document and a group layer: a clear message, nothing sent, nothing added
+    docf = k.createDocument(32, 32, "Float", "RGBA", "F32", "", 72.0)
+    _window().addView(docf)
+    k.setActiveDocument(docf)
+    yield 0.2
+    before = names(docf)
+    n_before = len(sk.log)
+    docker.sketchify_button.click()
+    r.check("float document: clear message, nothing sent", len(sk.log) == n_before and "floating-point" in status.text
+            and names(docf) == before, status.text)
+    group = docf.createGroupLayer("Group")
+    docf.rootNode().addChildNode(group, None)
+    yield from _activate(docf, "Group")
+    docker.sketchify_button.click()
+    r.check("group layer: clear message, nothing sent", len(sk.log) == n_before and "group layer" in status.text,
+            status.text)
+
+    # ---- backend stopped: the status line says so and nothing is lost
+    _show(doc)
+    shown = yield Wait(lambda: k.activeDocument() is not None and doc_key(k.activeDocument()) == doc_key(doc), 5,
+                       "the face canvas to be active again")
+    r.check("face canvas active again", shown, {"views": [doc_key(v.document()) for v in _window().views()],
+                                                 "doc": doc_key(doc), "active": doc_key(k.activeDocument())})
+    pid = r.config.get("backend_pid")
+    if pid:
+        os.kill(int(pid), signal.SIGTERM)
+        gone = yield Wait(lambda: _process_gone(int(pid)), 20, "the backend to exit")
+        r.check("backend stopped by the scenario", gone)
+        before_layers = names(doc)
+        drawn = stroke(sketch, size, [(int(60 * s), int(30 * s)), (int(196 * s), int(30 * s))], max(1, int(2 * s)))
+        n_before = len(face.log)
+        docker.generate_button.click()
+        ok = yield Wait(lambda: len(face.log) > n_before and face.log[-1]["state"] != "submitted", 15, "unreachable")
+        r.check("backend stopped: the job fails as unreachable/disconnected",
+                ok and face.log[-1]["state"] in ("unreachable", "disconnected"), face.log[-1]["state"] if face.log else None)
+        r.check("backend stopped: the status line says the backend is not reachable",
+                "not reachable" in status.text or "went away" in status.text, status.text)
+        r.check("backend stopped: sketch pixels intact, no layers added or removed",
+                bytes(sketch.pixelData(0, 0, size, size)) == drawn and names(doc) == before_layers, names(doc))
+        r.check("backend stopped: the docker shows 'Not connected'", "Not connected" in docker.connection_label.text(),
+                docker.connection_label.text())
+
+
+def _activate(doc, name: str):
+    """Make layer `name` active (Krita picks its own active layer a moment after nodes are added)."""
+    for _ in range(20):
+        node = find(doc, name)
+        doc.setActiveNode(node)
+        yield 0.1
+        if doc.activeNode() is not None and doc.activeNode().name() == name:
+            return
+
+
+def _show(doc) -> None:
+    """Bring the view of `doc` to the front (what clicking its tab does)."""
+    k = Krita.instance()
+    w = _window()
+    for v in w.views():
+        if v.document() is not None and doc_key(v.document()) == doc_key(doc):
+            v.setVisible()  # KisMainWindow::setActiveView + subWindowActivated
+            w.showView(v)
+            break
+    k.setActiveDocument(doc)
+
+
+def _window():
+    k = Krita.instance()
+    return k.activeWindow() or k.windows()[0]
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return any(line.startswith("State:") and "Z" in line.split()[1] for line in fh)
+    except OSError:
+        return True
+
+
+def _screenshot(r: Runner, name: str):
+    folder = r.config.get("screenshot_dir")
+    if not folder:
+        return None
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, name)
+    screen = QApplication.primaryScreen()
+    pix = screen.grabWindow(0) if screen is not None else _window().qwindow().grab()
+    saved = pix.save(path, "PNG")
+    r.event(f"screenshot {path}: {saved}")
+    return path if saved else None

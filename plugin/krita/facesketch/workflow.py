@@ -1,0 +1,512 @@
+"""What the docker's buttons do, without any widgets: face canvas, generate/live, shadow guide, keep, sketchify.
+
+Layout of a face canvas (one document, two squares side by side):
+
+    +-----------+-----------+      top:    [Preview] Face   (locked, right square, replaced in place)
+    |  Sketch   |   Face    |              Sketch           (the user's layer; only read, never written)
+    | (drawing) | (preview) |              [Guide] Shadow   (locked, low opacity, under the sketch)
+    +-----------+-----------+              Face template    (locked guides for eyes, nose, mouth)
+                                           Background       (white, locked)
+
+Why side by side rather than a preview layer over the sketch or a second document: drawing needs the
+strokes unobscured, and the face needs to be seen while drawing (as in DeepFaceDrawing's two panes);
+one document keeps a single view, zoom and undo history, and Keep is just "this layer stays".
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from krita import Krita
+
+from facesketch_client import BackendError, Image
+
+from . import layers
+from .layers import InputError
+from .qt import QObject, QTimer, QApplication, QByteArray, Signal, NO_BUTTON
+from .template import draw_template
+
+CANVAS_ANNOTATION = "facesketch/canvas"
+FACE_BLENDS = ("blend_left_eye", "blend_right_eye", "blend_nose", "blend_mouth", "blend_remainder")
+PREVIEW_NAME = "[Preview] Face"
+GUIDE_NAME = "[Guide] Shadow"
+GUIDE_OPACITY = 0.35
+LIVE_POLL_MS = 200       # how often live mode looks at the sketch layer (a copy + crc32, ~1 ms)
+REGENERATE_DELAY_MS = 150
+
+
+def doc_key(doc) -> str:
+    return doc.rootNode().uniqueId().toString()
+
+
+def find_document(key: str):
+    for d in Krita.instance().documents():
+        if doc_key(d) == key:
+            return d
+    return None
+
+
+def plain_error(err: BackendError) -> str:
+    text = str(err)
+    return text[:1].upper() + text[1:] if text else "The backend reported an error."
+
+
+class Status(QObject):
+    """The status line all dockers show: a sentence, a progress fraction (None = idle) and the running jobs."""
+
+    changed = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.text = "Ready."
+        self.progress: float | None = None
+        self.running: dict[str, object] = {}  # job id -> workflow that can cancel it
+        self.history: list[str] = []
+
+    def show(self, text: str, progress: float | None = None) -> None:
+        self.text, self.progress = text, progress
+        self.history.append(text)
+        del self.history[:-50]
+        self.changed.emit()
+
+    def cancel_all(self) -> None:
+        for job_id, wf in list(self.running.items()):
+            wf.cancel(job_id)
+
+
+class FaceCanvas:
+    """The face-canvas facts stored in the document (annotation), so they survive save and reopen."""
+
+    def __init__(self, doc, meta: dict):
+        self.doc = doc
+        self.meta = meta
+
+    @property
+    def size(self) -> int:
+        return int(self.meta["size"])
+
+    @classmethod
+    def of(cls, doc):
+        if doc is None:
+            return None
+        raw = doc.annotation(CANVAS_ANNOTATION)
+        if raw is None or len(raw) == 0:
+            return None
+        try:
+            meta = json.loads(bytes(raw).decode("utf-8"))
+        except ValueError:
+            return None
+        return cls(doc, meta) if isinstance(meta, dict) and "size" in meta else None
+
+    def save(self) -> None:
+        self.doc.setAnnotation(CANVAS_ANNOTATION, "Face Sketch canvas layout",
+                               QByteArray(json.dumps(self.meta).encode("utf-8")))
+
+    def node(self, role: str):
+        uid = self.meta.get(role)
+        return layers.find_node(self.doc, uid) if uid else None
+
+    def sketch(self):
+        node = self.node("sketch")
+        if node is None:  # the layer was deleted and maybe redrawn: fall back to its name
+            node = self.doc.nodeByName("Sketch")
+            if node is not None:
+                self.meta["sketch"] = layers.node_id(node)
+                self.save()
+        return node
+
+    @property
+    def preview_x(self) -> int:
+        return self.size if self.doc.width() >= 2 * self.size else 0
+
+
+class FaceWorkflow(QObject):
+    """Sketch -> face on the active face canvas."""
+
+    changed = Signal()  # live / shadow toggles, preview present
+
+    def __init__(self, connection, status, parent=None):
+        super().__init__(parent)
+        self.connection = connection
+        self.status = status
+        self.engine = "face"            # the scenario hook may point this at "echo" (test only)
+        self.engine_params_override = None
+        self.params = {name: 1.0 for name in FACE_BLENDS}
+        self.params.update(master=1.0, gender="female")
+        self.live = False
+        self.shadow_guide = False
+        self.log: list[dict] = []       # every submission and its fate (the scenario reports it)
+        self._latest: str | None = None  # newest face job: older results are stale
+        self._submitted_sum: dict[str, int] = {}
+        self._seen_sum: int | None = None
+        self._poll_timer = QTimer(self)
+        self._poll_timer.setInterval(LIVE_POLL_MS)
+        self._poll_timer.timeout.connect(self.poll)
+        self._regen_timer = QTimer(self)
+        self._regen_timer.setSingleShot(True)
+        self._regen_timer.setInterval(REGENERATE_DELAY_MS)
+        self._regen_timer.timeout.connect(lambda: self._safe(lambda: self.submit("live", force=True)))
+
+    # -- canvas ------------------------------------------------------------------------------------
+
+    def new_canvas(self):
+        """A white side-by-side document with a locked template and an empty, selected Sketch layer."""
+        size = self.connection.face_canvas_size()
+        k = Krita.instance()
+        doc = k.createDocument(2 * size, size, "Face sketch", "RGBA", "U8", "", 72.0)
+        background = doc.topLevelNodes()[0]
+        background.setPixelData(b"\xff" * (2 * size * size * 4), 0, 0, 2 * size, size)
+        background.setLocked(True)
+        template = layers.new_layer(doc, "Face template", draw_template(size, 2 * size), 0, 0,
+                                    parent=doc.rootNode(), above=background, locked=True)
+        sketch = doc.createNode("Sketch", "paintlayer")
+        doc.rootNode().addChildNode(sketch, template)
+        canvas = FaceCanvas(doc, {"size": size, "sketch": layers.node_id(sketch),
+                                  "template": layers.node_id(template), "kept": 0})
+        canvas.save()
+        doc.setModified(False)
+        win = k.activeWindow()
+        if win is not None:
+            win.addView(doc)
+        k.setActiveDocument(doc)
+        doc.setActiveNode(sketch)
+        QTimer.singleShot(0, lambda: doc.setActiveNode(sketch))  # the view picks its own node first
+        self._submitted_sum.pop(doc_key(doc), None)
+        self.status.show(f"New {size}×{size} face canvas: draw on the Sketch layer (left); the face appears "
+                         "on the right.")
+        self._check_engine_ready()
+        return doc
+
+    def _active_canvas(self) -> FaceCanvas:
+        doc = Krita.instance().activeDocument()
+        canvas = FaceCanvas.of(doc)
+        if canvas is None:
+            raise InputError("The active document is not a face canvas: click 'New face canvas' and draw on its "
+                             "Sketch layer.")
+        return canvas
+
+    # -- submitting ---------------------------------------------------------------------------------
+
+    def _engine_params(self) -> dict:
+        if self.engine_params_override is not None:
+            return dict(self.engine_params_override)
+        known = self.connection.param_names(self.engine)
+        return {k: v for k, v in self.params.items() if known is None or k in known}
+
+    def _outputs(self):
+        if self.engine != "face":  # test engines have their own output names
+            return None
+        return ["face", "shadow"] if self.shadow_guide else ["face"]
+
+    def _check_engine_ready(self) -> bool:
+        problem = self.connection.engine_problem(self.engine)
+        if problem:
+            self.status.show(problem)
+            return False
+        return True
+
+    def generate(self) -> str | None:
+        return self._safe(lambda: self.submit("generate", force=True))
+
+    def submit(self, kind: str, force: bool = False) -> str | None:
+        """Send the sketch layer (flattened on white) to the face engine; `kind` is 'generate' or 'live'."""
+        canvas = self._active_canvas()
+        sketch = canvas.sketch()
+        if sketch is None:
+            raise InputError("This face canvas has no Sketch layer any more: add a paint layer named 'Sketch'.")
+        layers.check_paint_layer(sketch, "Generate")
+        if layers.wire_format(sketch) != "BGRA8":
+            raise InputError("The face canvas must stay 8-bit RGB/Alpha: the face model reads 8-bit sketches. "
+                             "Start a new face canvas.")
+        size = canvas.size
+        raw = layers.read_layer(sketch, 0, 0, size, size)
+        fingerprint = layers.checksum(sketch, 0, 0, size, size)
+        key = doc_key(canvas.doc)
+        if not force and self._submitted_sum.get(key) == fingerprint:
+            return None
+        self._submitted_sum[key] = fingerprint
+        image = layers.flatten_on_white(raw)
+        params = self._engine_params()
+        outputs = self._outputs()
+        supersede = "live" if kind == "live" else "generate"
+        entry = {"kind": kind, "engine": self.engine, "params": params, "outputs": outputs, "supersede": supersede,
+                 "checksum": fingerprint, "state": "submitted", "t_submit": time.monotonic()}
+        job_id = self.connection.submit(
+            self.engine, {"image": image}, params, outputs, supersede,
+            on_result=lambda jid, images: self._safe(lambda: self._on_result(jid, images, key, entry)),
+            on_error=lambda jid, err: self._safe(lambda: self._on_error(jid, err, entry)),
+            on_progress=lambda jid, f, msg: self._on_progress(jid, f, msg))
+        entry["job"] = job_id
+        entry["ui_params"] = dict(self.params)
+        self.log.append(entry)
+        previous, self._latest = self._latest, job_id
+        if previous is not None and previous in self.status.running:
+            # The backend drops a *queued* job with the same supersede key by itself; a job it is already
+            # computing is cancelled from here, so only the newest sketch is worked on.
+            prev = next((e for e in self.log if e.get("job") == previous), None)
+            if prev is not None and prev["state"] == "submitted":
+                prev["replaced_by"] = job_id
+            self.connection.cancel(previous)
+        self.status.running[job_id] = self
+        self.status.show("Live: computing the face for the newest strokes …" if kind == "live"
+                         else "Generating the face …", 0.0)
+        return job_id
+
+    def _on_progress(self, job_id, fraction, message) -> None:
+        if job_id == self._latest:
+            self.status.show(f"Face: {message or 'working'} …", fraction)
+
+    def _finish(self, job_id, entry, state) -> None:
+        entry["state"] = state
+        entry["t_done"] = time.monotonic()
+        self.status.running.pop(job_id, None)
+
+    def _on_error(self, job_id, err: BackendError, entry) -> None:
+        superseded = err.code == "superseded" or (err.code == "cancelled" and "replaced_by" in entry)
+        self._finish(job_id, entry, "superseded" if superseded else err.code)
+        entry["message"] = str(err)
+        if superseded:
+            return  # a newer sketch replaced it: that one's result is on the way
+        if job_id != self._latest:
+            return
+        # the sketch was not computed: forget its fingerprint so live mode retries after the next stroke
+        self._submitted_sum.clear()
+        if err.code == "cancelled":
+            self.status.show("Cancelled.")
+        else:
+            self.status.show(plain_error(err))
+
+    def _on_result(self, job_id, images: dict, key: str, entry) -> None:
+        if job_id != self._latest:
+            self._finish(job_id, entry, "stale")  # a newer sketch was sent meanwhile: ignore this one
+            return
+        doc = find_document(key)
+        canvas = FaceCanvas.of(doc)
+        if canvas is None:
+            self._finish(job_id, entry, "document_closed")
+            self.status.show("The face canvas was closed before the face arrived.")
+            return
+        face = images.get("face") or images.get("image") or next(iter(images.values()))
+        shadow = images.get("shadow") or (images.get("image") if self.engine != "face" else None)
+        sketch = canvas.sketch()
+        restore = doc.activeNode()
+        restore_id = layers.node_id(restore) if restore is not None else None
+        self._put_preview(canvas, face)
+        if self.shadow_guide and shadow is not None:
+            self._put_guide(canvas, shadow, sketch)
+        canvas.save()
+        if restore_id is not None:  # inserting nodes moves the active layer later: put it back
+            QTimer.singleShot(0, lambda: self._restore_active(key, restore_id))
+        self._finish(job_id, entry, "done")
+        entry["seconds"] = round(entry["t_done"] - entry["t_submit"], 3)
+        self.status.show(f"Face ready ({entry['seconds']:.2f} s)." + (" Live mode is on." if self.live else ""))
+        self.changed.emit()
+
+    def _restore_active(self, key, node_id) -> None:
+        doc = find_document(key)
+        node = layers.find_node(doc, node_id) if doc is not None else None
+        if node is not None:
+            doc.setActiveNode(node)
+
+    def _put_preview(self, canvas: FaceCanvas, face: Image) -> None:
+        node = canvas.node("preview")
+        if node is None:
+            node = layers.new_layer(canvas.doc, PREVIEW_NAME, face, canvas.preview_x, 0, parent=canvas.doc.rootNode(),
+                                    locked=True)  # top of the stack: above earlier kept faces
+            canvas.meta["preview"] = layers.node_id(node)
+        else:
+            layers.replace_pixels(canvas.doc, node, face, canvas.preview_x, 0)
+
+    def _put_guide(self, canvas: FaceCanvas, shadow: Image, sketch) -> None:
+        node = canvas.node("guide")
+        if node is None:
+            template = canvas.node("template")
+            below_sketch = template  # the guide goes right above the template, i.e. under the sketch
+            node = layers.new_layer(canvas.doc, GUIDE_NAME, shadow, 0, 0, parent=canvas.doc.rootNode(),
+                                    above=below_sketch, opacity=GUIDE_OPACITY, locked=True)
+            canvas.meta["guide"] = layers.node_id(node)
+        else:
+            node.setVisible(True)
+            layers.replace_pixels(canvas.doc, node, shadow, 0, 0)
+
+    # -- toggles, sliders, keep, cancel ---------------------------------------------------------
+
+    def set_live(self, on: bool) -> None:
+        self.live = bool(on)
+        if self.live:
+            self._seen_sum = None
+            self._poll_timer.start()
+            self._safe(lambda: self.submit("live", force=False))
+        else:
+            self._poll_timer.stop()
+        self.changed.emit()
+
+    def set_shadow_guide(self, on: bool) -> None:
+        self.shadow_guide = bool(on)
+        canvas = FaceCanvas.of(Krita.instance().activeDocument())
+        guide = canvas.node("guide") if canvas is not None else None
+        if guide is not None:
+            guide.setVisible(self.shadow_guide)
+            canvas.doc.refreshProjection()
+        if self.shadow_guide and canvas is not None:
+            self._regenerate_if_live()
+        self.changed.emit()
+
+    def set_param(self, name: str, value) -> None:
+        if self.params.get(name) == value:
+            return
+        self.params[name] = value
+        self._regenerate_if_live()
+
+    def _regenerate_if_live(self) -> None:
+        if self.live:
+            self._regen_timer.start()  # coalesces a slider drag into one request
+
+    def poll(self) -> None:
+        """Live mode: submit when the sketch layer changed and has settled (no button held, same as last tick)."""
+        if not self.live or QApplication.mouseButtons() != NO_BUTTON:
+            return
+        canvas = FaceCanvas.of(Krita.instance().activeDocument())
+        sketch = canvas.sketch() if canvas is not None else None
+        if sketch is None:
+            return
+        fingerprint = layers.checksum(sketch, 0, 0, canvas.size, canvas.size)
+        if fingerprint == self._submitted_sum.get(doc_key(canvas.doc)):
+            self._seen_sum = fingerprint
+            return
+        if fingerprint != self._seen_sum:  # still changing: wait one more tick for the stroke to finish
+            self._seen_sum = fingerprint
+            return
+        self._safe(lambda: self.submit("live"))
+
+    def keep(self) -> str | None:
+        """The preview becomes a normal layer; the next result gets a new preview."""
+        try:
+            canvas = self._active_canvas()
+        except InputError as exc:
+            self.status.show(str(exc))
+            return None
+        node = canvas.node("preview")
+        if node is None:
+            self.status.show("Nothing to keep yet: generate a face first.")
+            return None
+        canvas.meta["kept"] = int(canvas.meta.get("kept", 0)) + 1
+        name = f"Face {canvas.meta['kept']}"
+        node.setLocked(False)
+        node.setName(name)
+        canvas.meta.pop("preview", None)
+        canvas.save()
+        self.status.show(f"Kept the face as layer '{name}'.")
+        self.changed.emit()
+        return name
+
+    def cancel(self, job_id: str) -> None:
+        self.connection.cancel(job_id)
+
+    def _safe(self, fn):
+        """Run a user action; problems with the input become the status line, never a traceback dialog."""
+        try:
+            return fn()
+        except InputError as exc:
+            self.status.show(str(exc))
+        except BackendError as exc:
+            self.status.show(plain_error(exc))
+        return None
+
+
+SKETCH_STYLES = ("1", "2", "3", "mix")
+
+
+class SketchifyWorkflow(QObject):
+    """Photo -> pencil sketch on the active layer; the result is a new layer right above it."""
+
+    def __init__(self, connection, status, parent=None):
+        super().__init__(parent)
+        self.connection = connection
+        self.status = status
+        self.engine = "sketch"          # the scenario hook may point this at "echo" (test only)
+        self.engine_params_override = None
+        self.style = "2"
+        self.style_mix = [1 / 3, 1 / 3, 1 / 3]
+        self.strength = 1.0
+        self.log: list[dict] = []
+
+    def params(self) -> dict:
+        if self.engine_params_override is not None:
+            return dict(self.engine_params_override)
+        p = {"style": self.style, "strength": float(self.strength)}
+        if self.style == "mix":
+            p["style_mix"] = [float(v) for v in self.style_mix]
+        known = self.connection.param_names(self.engine)
+        return {k: v for k, v in p.items() if known is None or k in known}
+
+    def run(self) -> str | None:
+        try:
+            return self._run()
+        except InputError as exc:
+            self.status.show(str(exc))
+        except BackendError as exc:
+            self.status.show(plain_error(exc))
+        return None
+
+    def _run(self) -> str:
+        doc = Krita.instance().activeDocument()
+        if doc is None:
+            raise InputError("Open an image first: Sketchify works on the active layer.")
+        node = doc.activeNode()
+        layers.check_paint_layer(node, "Sketchify")
+        rect = layers.clamp_to_canvas(doc, node)
+        if rect is None:
+            raise InputError(f"'{node.name()}' is empty inside the canvas: nothing to sketch.")
+        limit = (self.connection.caps or {}).get("max_pixels")
+        if limit and rect[2] * rect[3] > limit:
+            raise InputError(f"'{node.name()}' is {rect[2]}×{rect[3]} pixels, more than the backend accepts "
+                             f"({limit} pixels): scale the image down or select a smaller layer.")
+        image = layers.read_layer(node, *rect)
+        key, source_id = doc_key(doc), layers.node_id(node)
+        entry = {"engine": self.engine, "params": self.params(), "rect": list(rect), "format": image.format,
+                 "source": node.name(), "state": "submitted", "t_submit": time.monotonic()}
+        outputs = ["sketch"] if self.engine == "sketch" else None
+        job_id = self.connection.submit(
+            self.engine, {"image": image}, entry["params"], outputs, None,
+            on_result=lambda jid, images: self._guard(lambda: self._on_result(jid, images, key, source_id, rect, entry)),
+            on_error=lambda jid, err: self._on_error(jid, err, entry),
+            on_progress=lambda jid, f, msg: self.status.show(f"Sketchify: {msg or 'working'} …", f))
+        entry["job"] = job_id
+        self.log.append(entry)
+        self.status.running[job_id] = self
+        self.status.show(f"Sketchifying '{node.name()}' …", 0.0)
+        return job_id
+
+    def _guard(self, fn):
+        try:
+            fn()
+        except InputError as exc:
+            self.status.show(str(exc))
+
+    def _on_error(self, job_id, err, entry) -> None:
+        entry["state"], entry["message"] = err.code, str(err)
+        self.status.running.pop(job_id, None)
+        self.status.show("Cancelled." if err.code == "cancelled" else "Sketchify: " + plain_error(err))
+
+    def _on_result(self, job_id, images, key, source_id, rect, entry) -> None:
+        self.status.running.pop(job_id, None)
+        entry["state"] = "done"
+        entry["seconds"] = round(time.monotonic() - entry["t_submit"], 3)
+        doc = find_document(key)
+        if doc is None:
+            entry["state"] = "document_closed"
+            self.status.show("The image was closed before the sketch arrived.")
+            return
+        result = images.get("sketch") or images.get("image") or next(iter(images.values()))
+        source = layers.find_node(doc, source_id)
+        name = f"{source.name() if source is not None else 'Layer'} (sketch)"
+        node = layers.new_layer(doc, name, result, rect[0], rect[1],
+                                parent=source.parentNode() if source is not None else doc.rootNode(),
+                                above=source)
+        entry["result_layer"] = layers.node_id(node)
+        doc.refreshProjection()
+        self.status.show(f"Sketch ready as layer '{name}' ({entry['seconds']:.2f} s).")
+
+    def cancel(self, job_id: str) -> None:
+        self.connection.cancel(job_id)
