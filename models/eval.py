@@ -1,6 +1,7 @@
 """FS2K evaluation of the sketch model against baselines on the official test split.
 
     python -m models.eval sketch --data PACK [--limit N] [--pix2pix PATH]
+    python -m models.eval face   --data PACK [--limit N]   (models/eval_face.py)
 
 Methods, all on the pack's aligned 256x256 test photos, compared with the aligned artist sketch of
 each photo (each photo is drawn in its own annotated style):
@@ -156,8 +157,12 @@ def _write_grid(rows, path: str) -> None:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["face"]:  # the face model's evaluation lives in models/eval_face.py
+        from .eval_face import main as eval_face_main
+        return eval_face_main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m models.eval", description=__doc__.split("\n\n")[0])
-    ap.add_argument("kind", choices=["sketch"])
+    ap.add_argument("kind", choices=["sketch", "face"])
     ap.add_argument("--data", required=True)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--weights", default=WEIGHTS_DIR)

@@ -1,0 +1,186 @@
+"""Evaluation of the face model on FS2K's test split (reached as `python -m models.eval face ...`).
+
+    python -m models.eval face --data PACK [--limit N] [--weights models/weights/face_lite.safetensors]
+
+Faces are generated from the test split's artist sketches (and from rough sketches made from the test photos
+with models.pencil.rough_sketch) at blend 0 (no projection: follow the lines), 0.5 and 1 (full manifold
+projection), with the FS2K gender label choosing the feature bank. Measures:
+* SSIM (models.metrics, grayscale) between the generated face and the true aligned photo;
+* SCOOT between the input sketch and a sketch of the generated face (the `sketch` engine when it is ready,
+  else models.pencil.pencil_sketch), i.e. how well the face follows the lines.
+Writes docs/results/face.md and docs/results/face_grid.png (sketch | shadow | face at blend 0, 0.5, 1 | photo).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .deepfacedrawing import COMPONENTS, load_safetensors
+from .projection import FeatureBank, blend, composite_shadow, shadow_components
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_WEIGHTS = os.path.join(REPO, "models", "weights", "face_lite.safetensors")
+BLENDS = (0.0, 0.5, 1.0)
+
+
+def _resize(a: np.ndarray, size: int) -> np.ndarray:
+    if a.shape[0] == size:
+        return a
+    return np.asarray(Image.fromarray(a).resize((size, size), Image.BICUBIC))
+
+
+class Sketcher:
+    """Photo -> sketch for SCOOT: the trained sketch engine when ready, else the pencil filter."""
+
+    def __init__(self):
+        self.engine, self.name = None, "pencil filter (models.pencil.pencil_sketch)"
+        try:
+            from backend.engines import discover
+            eng = discover().get("sketch")
+            if eng is not None and eng.readiness()[0]:
+                self.engine, self.name = eng, "sketch engine (HIDA lite)"
+        except Exception:  # no sketch engine: the pencil filter is the documented fallback
+            self.engine = None
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        if self.engine is None:
+            from .pencil import pencil_sketch
+            return pencil_sketch(rgb)
+        from backend.engines.base import JobContext, to_rgba8
+        rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], 2)
+        out = self.engine.run({"image": rgba}, self.engine.validate_params({}), ["sketch"], JobContext())["sketch"]
+        return to_rgba8(out)[..., 0]
+
+
+@torch.no_grad()
+def generate(model, bank: FeatureBank, sketches: np.ndarray, female: np.ndarray, k: int, blends=BLENDS,
+             with_shadow=False):
+    """uint8 sketches (N,S,S) -> {blend: uint8 faces (N,S,S,3)}, and shadow darkness (N,S,S) if asked."""
+    faces = {b: [] for b in blends}
+    shadows = []
+    for i in range(len(sketches)):
+        x = (torch.from_numpy(sketches[i]).float()[None, None] - 127.5) / 127.5
+        z = model.encode(x)
+        gender = "female" if female[i] else "male"
+        proj = bank.project(z, gender, k)
+        for b in blends:
+            y = model.generate(blend(z, proj, {c: b for c in COMPONENTS}))
+            faces[b].append(((y[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
+        if with_shadow:
+            shadows.append(composite_shadow(model, shadow_components(model, bank, gender, proj))[0, 0].numpy())
+    out = {b: np.stack(v) for b, v in faces.items()}
+    return (out, np.stack(shadows)) if with_shadow else out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m models.eval face", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help="FS2K pack directory")
+    p.add_argument("--limit", type=int, default=None, help="first N test items (default: all 1046)")
+    p.add_argument("--weights", default=DEFAULT_WEIGHTS)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--out", default=os.path.join(REPO, "docs", "results"))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--grid-rows", type=int, default=6)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from .data.pack import load_pack
+    from .metrics import scoot, ssim
+    from .pencil import rough_sketch
+
+    if not os.path.isfile(args.weights):
+        raise SystemExit(f"no face weights at {args.weights}; train and export them first (python -m models.train face)")
+    model, bank_rows, gender_rows, meta = load_safetensors(args.weights)
+    bank = FeatureBank.from_labels(bank_rows, gender_rows)
+    S = model.cfg.canvas
+    t0 = time.time()
+    pack = load_pack(args.data, "test", limit=args.limit)
+    n = len(pack)
+    photos = np.stack([_resize(a, S) for a in pack.photos])
+    artist = np.stack([_resize(a, S) for a in pack.sketches])
+    rough = np.stack([_resize(rough_sketch(a, seed=i), S) for i, a in enumerate(pack.photos)])
+    female = 1 - pack.genders.astype(np.int64)
+    sketcher = Sketcher()
+    rows = {}
+    grid_faces = grid_shadow = None
+    for name, sketches in (("artist sketch", artist), ("rough sketch", rough)):
+        faces, shadow = generate(model, bank, sketches, female, args.k, with_shadow=True) if name == "artist sketch" \
+            else (generate(model, bank, sketches, female, args.k), None)
+        if shadow is not None:
+            grid_faces, grid_shadow = faces, shadow
+        for b in BLENDS:
+            ss = [ssim(photos[i], faces[b][i]) for i in range(n)]
+            sc = [scoot(sketches[i], sketcher(faces[b][i])) for i in range(n)]
+            rows[(name, b)] = (float(np.mean(ss)), float(np.std(ss)), float(np.mean(sc)), float(np.std(sc)))
+            print(f"{name} blend {b}: SSIM {rows[(name, b)][0]:.4f} SCOOT {rows[(name, b)][2]:.4f}", flush=True)
+    # references: the true photo's own sketch vs the input (SCOOT ceiling-ish), the mean training photo (SSIM floor)
+    ref_scoot = [scoot(artist[i], sketcher(photos[i])) for i in range(n)]
+    train = load_pack(args.data, "train")
+    mean_photo = np.stack([_resize(a, S) for a in train.photos]).astype(np.float32).mean(0).round().astype(np.uint8)
+    ref_ssim = [ssim(photos[i], mean_photo) for i in range(n)]
+    os.makedirs(args.out, exist_ok=True)
+    write_grid(os.path.join(args.out, "face_grid.png"), artist, grid_shadow, grid_faces, photos, args.grid_rows,
+               model, bank, args.k)
+    steps = meta.get("trained_steps", "?")
+    lines = [
+        "# Face model (DeepFaceDrawing lite) on FS2K test",
+        "",
+        f"Weights: `{os.path.relpath(args.weights, REPO)}` (config {model.cfg.name}, trained steps {steps}), "
+        f"K = {args.k}, {n} test items{' (limit)' if args.limit else ''}, feature bank chosen by the FS2K gender label.",
+        f"SSIM: grayscale SSIM (models.metrics) of the generated face against the true aligned photo, {S}x{S}.",
+        f"SCOOT: between the input sketch and a sketch of the generated face made by the {sketcher.name}.",
+        "Blend 0 = no projection (follow the lines), 1 = full manifold projection (the most plausible face).",
+        "Rough sketches are made from the test photos by models.pencil.rough_sketch.",
+        "",
+        "| input | blend | SSIM (face vs photo) | SCOOT (input vs sketch of face) |",
+        "|---|---|---|---|",
+    ]
+    for (name, b), (m1, s1, m2, s2) in rows.items():
+        lines.append(f"| {name} | {b:.1f} | {m1:.4f} ± {s1:.4f} | {m2:.4f} ± {s2:.4f} |")
+    lines += [
+        f"| reference: mean training photo | - | {np.mean(ref_ssim):.4f} ± {np.std(ref_ssim):.4f} | - |",
+        f"| reference: sketch of the true photo | - | - | {np.mean(ref_scoot):.4f} ± {np.std(ref_scoot):.4f} |",
+        "",
+        "`face_grid.png`: rows are test items; columns: artist sketch | shadow guide under the sketch | face at blend 0 | "
+        "0.5 | 1 | true photo. The last row is `tests/data/rough_sketch.png` (26 strokes drawn with Pillow; no photo).",
+        "",
+        f"Evaluation took {time.time() - t0:.0f} s on {'cuda' if torch.cuda.is_available() else 'cpu'}"
+        f" ({time.strftime('%Y-%m-%d')}).",
+    ]
+    with open(os.path.join(args.out, "face.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.join(args.out, "face.json"), "w") as f:
+        json.dump({f"{k[0]} blend {k[1]}": v for k, v in rows.items()}, f, indent=1)
+    print("\n".join(lines))
+    return 0
+
+
+def write_grid(path, sketches, shadow, faces, photos, n_rows, model, bank, k):
+    n_rows = min(n_rows, len(sketches))
+    S = sketches.shape[1]
+
+    def rgb(a):
+        return np.repeat(a[..., None], 3, 2) if a.ndim == 2 else a
+
+    def under(sk, dark):  # the guide under the user's strokes: sketch x (1 - darkness)
+        return (sk.astype(np.float32) * (1 - dark)).round().clip(0, 255).astype(np.uint8)
+
+    rows = []
+    for i in range(n_rows):
+        rows.append([rgb(sketches[i]), rgb(under(sketches[i], shadow[i]))] + [faces[b][i] for b in BLENDS] + [photos[i]])
+    rough_path = os.path.join(REPO, "tests", "data", "rough_sketch.png")
+    if os.path.isfile(rough_path):
+        rough = _resize(np.asarray(Image.open(rough_path).convert("L")), S)
+        f, sh = generate(model, bank, rough[None], np.array([1]), k, with_shadow=True)
+        rows.append([rgb(rough), rgb(under(rough, sh[0]))] + [f[b][0] for b in BLENDS] + [np.full((S, S, 3), 255, np.uint8)])
+    Image.fromarray(np.concatenate([np.concatenate(r, 1) for r in rows], 0)).save(path, optimize=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
