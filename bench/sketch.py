@@ -1,0 +1,98 @@
+"""Latency of the sketch engine at 512², 1024² and 2048² for the lite and official HIDA configs.
+
+    python bench/sketch.py [--device cpu|cuda] [--repeat 3] [--sizes 512 1024 2048] [--threads N]
+
+Runs the real engine pipeline (global pass, face pass, detail-preserving upsampling). The lite
+config uses the shipped weights when present; the official config (108M parameters, the
+released HIDA layout) always runs with RANDOM weights: only its timing means anything.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from backend.engines.base import JobContext  # noqa: E402
+from backend.engines.sketch import DEPTH_WEIGHTS, SKETCH_WEIGHTS, WEIGHTS_DIR, SketchEngine  # noqa: E402
+from models.depth_net import DepthNet  # noqa: E402
+from models.export import save_fp16  # noqa: E402
+from models.hida import HIDAConfig, HIDAGenerator  # noqa: E402
+
+
+def _engine_for(config: str, tmp: str) -> tuple[SketchEngine, str]:
+    shipped = all(os.path.isfile(os.path.join(WEIGHTS_DIR, n)) for n in (SKETCH_WEIGHTS, DEPTH_WEIGHTS))
+    if config == "lite" and shipped:
+        return SketchEngine(), "shipped weights"
+    d = os.path.join(tmp, config)
+    os.makedirs(d, exist_ok=True)
+    torch.manual_seed(0)
+    save_fp16(HIDAGenerator(HIDAConfig.named(config)), "sketch", os.path.join(d, SKETCH_WEIGHTS))
+    depth_src = os.path.join(WEIGHTS_DIR, DEPTH_WEIGHTS)
+    if os.path.isfile(depth_src):
+        os.symlink(depth_src, os.path.join(d, DEPTH_WEIGHTS))
+    else:
+        save_fp16(DepthNet(), "depth", os.path.join(d, DEPTH_WEIGHTS))
+    return SketchEngine(d), "RANDOM weights (timing only)"
+
+
+def _portrait(size: int) -> np.ndarray:
+    """A synthetic portrait-like picture: a face-coloured ellipse on a gradient."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    img = np.empty((size, size, 4), np.uint8)
+    face = ((xx - 0.5) / 0.22) ** 2 + ((yy - 0.45) / 0.3) ** 2 < 1
+    img[..., 0] = np.where(face, 220, 80 + 100 * xx)
+    img[..., 1] = np.where(face, 180, 90 + 80 * yy)
+    img[..., 2] = np.where(face, 150, 120)
+    img[..., 3] = 255
+    return img
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048])
+    ap.add_argument("--configs", nargs="+", default=["lite", "official"])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"sketch engine latency on {device_name}, median of {args.repeat} runs after one warm-up")
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for config in args.configs:
+            engine, note = _engine_for(config, tmp)
+            engine.load(args.device)
+            print(f"  {config}: {note}")
+            for size in args.sizes:
+                img = _portrait(size)
+                params = engine.validate_params({})
+                times = []
+                for r in range(args.repeat + 1):
+                    if args.device.startswith("cuda"):
+                        torch.cuda.synchronize()
+                    t = time.perf_counter()
+                    engine.run({"image": img}, params, ["sketch"], JobContext(device=args.device))
+                    if args.device.startswith("cuda"):
+                        torch.cuda.synchronize()
+                    if r:
+                        times.append(time.perf_counter() - t)
+                results[(config, size)] = float(np.median(times))
+    header = "| size | " + " | ".join(args.configs) + " |"
+    print(header)
+    print("|---" * (len(args.configs) + 1) + "|")
+    for size in args.sizes:
+        print(f"| {size}² | " + " | ".join(f"{results[(c, size)] * 1000:.0f} ms" for c in args.configs) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
