@@ -271,6 +271,16 @@ class DeepFaceDrawing(nn.Module):
         self.feature_decoders = nn.ModuleDict({c: DecoderGenerator_feature_Res(cfg, size[c]) for c in COMPONENTS})
         self.generator = GlobalGenerator(cfg.feature_channels, 3, cfg.ngf, cfg.g_downsample, cfg.g_blocks)
 
+    def set_feature_norm(self, stats: str) -> "DeepFaceDrawing":
+        """How the FM decoders' BatchNorm normalises: "sample" (per-call statistics, the official demo's
+        behaviour) or "running" (the stored running statistics in eval mode)."""
+        if stats not in ("sample", "running"):
+            raise ValueError(f"feature norm statistics must be 'sample' or 'running', got {stats!r}")
+        for m in self.feature_decoders.modules():
+            if isinstance(m, JitBatchNorm2d):
+                m.stats = stats
+        return self
+
     # -- sketch side ---------------------------------------------------------------------------------
 
     def crop_components(self, sketch: torch.Tensor) -> dict[str, torch.Tensor]:

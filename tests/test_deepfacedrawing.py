@@ -180,6 +180,13 @@ def test_official_loader_every_tensor_lands(tmp_path):
     with torch.no_grad():
         y = model(torch.ones(1, 1, 512, 512))
     assert y.shape == (1, 3, 512, 512) and torch.isfinite(y).all()
+    # the FM decoders normalise per call by default (official demo); running statistics on request
+    bns = [m for m in model.feature_decoders.modules() if isinstance(m, JitBatchNorm2d)]
+    assert bns and all(m.stats == "sample" for m in bns)
+    assert all(m.stats == "running" for m in model.encoders.modules() if isinstance(m, JitBatchNorm2d))
+    with torch.no_grad():
+        y2 = model.set_feature_norm("running")(torch.ones(1, 1, 512, 512))
+    assert all(m.stats == "running" for m in bns) and not torch.allclose(y, y2)
 
 
 def test_official_loader_rejects_leftover_and_missing_tensors(tmp_path):
