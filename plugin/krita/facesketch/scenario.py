@@ -110,6 +110,7 @@ class Runner:
         self.report["face_log"] = [_jsonable(e) for e in a.face.log]
         self.report["sketchify_log"] = [_jsonable(e) for e in a.sketchify.log]
         self.report["status_history"] = list(a.status.history)
+        self.report["environment"] = _environment(a)
         self.report["ok"] = error is None and all(c["ok"] for c in self.report["checks"])
         path = self.config["report"]
         tmp = path + ".tmp"
@@ -118,6 +119,17 @@ class Runner:
         os.replace(tmp, path)
         if self.config.get("quit", True):
             QTimer.singleShot(100, _quit)
+
+
+def _environment(a) -> dict:
+    """Where the plug-in's dependencies and settings came from (the test checks they are the vendored ones)."""
+    import sys
+    import msgpack
+    import zmq
+    from facesketch_client import settings as fs_settings
+    return {"python": sys.version, "zmq": zmq.__version__, "zmq_file": zmq.__file__,
+            "msgpack_file": msgpack.__file__, "settings_path": fs_settings.path(),
+            "address": a.connection.settings.address, "plugin_file": __file__}
 
 
 def _jsonable(entry: dict) -> dict:
