@@ -42,6 +42,9 @@ import time
 import zipfile
 from typing import Iterable, Optional
 
+if sys.version_info < (3, 10):
+    sys.exit("install.py needs Python 3.10 or newer (this is %d.%d)." % sys.version_info[:2])
+
 REPO = os.path.dirname(os.path.abspath(__file__))
 PLUGIN_SRC = os.path.join(REPO, "plugin")
 CLIENT_SRC = os.path.join(PLUGIN_SRC, "facesketch_client")
@@ -361,7 +364,8 @@ def torch_install_attempts(version: str, cuda: bool, sys_platform: Optional[str]
         if cuda:
             return [(f"torch=={base}", [], {"PIP_FIND_LINKS": ""})]
         return [(f"torch=={base}+cpu", [], {}),
-                (f"torch=={base}+cpu", ["--extra-index-url", "https://download.pytorch.org/whl/cpu"], {})]
+                (f"torch=={base}+cpu", ["--extra-index-url", "https://download.pytorch.org/whl/cpu",
+                                        "--retries", "1", "--timeout", "30"], {})]
     return [(f"torch=={base}", [], {})]
 
 
@@ -449,7 +453,10 @@ def _install_torch(ops: Ops, py: str, version: str, cuda: bool) -> None:
             return
         if i + 1 < len(attempts):
             ops.say("  not found there; trying the next source")
-    raise InstallError(f"pip could not install {attempts[0][0]} (see pip's message above).")
+    pyv = probe_venv(py)["version"] if os.path.exists(py) else "?"
+    raise InstallError(f"pip could not install {attempts[0][0]} for Python {pyv} (see pip's message above). "
+                       f"If torch has no wheel for this Python, create the venv with another one: "
+                       f"python3 install.py --venv-python /path/to/python3.11")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1390,6 +1397,10 @@ def cmd_check(a, targets: list, host_python: Optional[list], settings_path: str)
 def main(argv: Optional[list] = None) -> int:
     a, rest = _parse(list(sys.argv[1:] if argv is None else argv))
     ops = Ops(dry_run=a.dry_run, verbose=not a.quiet)
+    if os.environ.get("SUDO_USER") and hasattr(os, "geteuid") and os.geteuid() == 0 and not a.home \
+            and not a.test and not (a.gimp_dir or a.krita_dir):
+        print(f"install.py: running under sudo: the plug-ins and settings go into root's home, not "
+              f"{os.environ['SUDO_USER']}'s. Run it without sudo (it needs no root rights).", file=sys.stderr)
     host_python = [v.strip() for v in a.host_python.split(",")] if a.host_python else None
     if host_python:
         python_tags_for(host_python)  # validate early
@@ -1448,7 +1459,11 @@ def main(argv: Optional[list] = None) -> int:
             apt_install(ops, read_apt_packages())
         return run_pytest(ops, py, rest)
     if a.serve:
-        cmd = [py, "-m", "backend", "serve", *rest]
+        # serve where the plug-ins look, as facesketch_client.launcher does for auto-start
+        s = fs_settings.load(settings_path)
+        extra = [] if "--bind" in rest else ["--bind", s.address]
+        extra += [] if "--log-level" in rest else ["--log-level", s.log_level]
+        cmd = [py, "-m", "backend", "serve", *extra, *rest]
         ops.say("==> Starting the backend: " + " ".join(cmd))
         if ops.dry_run:
             return 0
