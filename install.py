@@ -1170,12 +1170,39 @@ def install_target(ops: Ops, t: HostTarget, override_python: Optional[list] = No
     return install_krita_plugin(t.plugin_root, tags, t.kritarc, ops, venv, os.path.join(src, "krita"), client)
 
 
-def check_target(t: HostTarget, override_python: Optional[list] = None) -> list:
-    """Problems with the install at `t` (empty = fine)."""
+def _stale_files(src: str, installed: str) -> list:
+    """Python files of `src` that differ from (or are missing in) `installed`."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(src):
+        dirnames[:] = [x for x in dirnames if x != "__pycache__"]
+        for f in filenames:
+            if not f.endswith(".py"):
+                continue
+            a = os.path.join(dirpath, f)
+            b = os.path.join(installed, os.path.relpath(a, src))
+            try:
+                with open(a, "rb") as fa, open(b, "rb") as fb:
+                    x, y = fa.read().replace(b"\r\n", b"\n"), fb.read()
+                if x != y and not (y.startswith(GIMP_SHEBANG.encode()) and y.split(b"\n", 1)[1] == x):
+                    out.append(os.path.relpath(a, src))
+            except OSError:
+                out.append(os.path.relpath(a, src))
+    return out
+
+
+def check_target(t: HostTarget, override_python: Optional[list] = None, plugin_src: Optional[str] = None) -> list:
+    """Problems with the install at `t` (empty = fine), including files older than this checkout."""
     d = t.plugin_dir
     problems = []
     if not os.path.isfile(os.path.join(d, MANIFEST)):
         return [f"not installed ({d} missing)"]
+    src = plugin_src or PLUGIN_SRC
+    host_src = os.path.join(src, "gimp", NAME) if t.host == "gimp" else os.path.join(src, "krita", NAME)
+    stale = _stale_files(os.path.join(src, "facesketch_client"), os.path.join(d, "facesketch_client")) + \
+        (_stale_files(host_src, d) if os.path.isdir(host_src) else [])
+    if stale:
+        problems.append("older than this checkout (" + ", ".join(sorted(stale)[:4])
+                        + (", ..." if len(stale) > 4 else "") + "): re-run install.py")
     if not os.path.isdir(os.path.join(d, "facesketch_client")):
         problems.append("facesketch_client missing")
     if t.host == "gimp":
@@ -1385,7 +1412,7 @@ def cmd_check(a, targets: list, host_python: Optional[list], settings_path: str)
     if not targets:
         print("hosts: no GIMP 3 or Krita 5 found for this user")
     for t in targets:
-        problems = check_target(t, host_python)
+        problems = check_target(t, host_python, a.plugin_src)
         tags = vendored.available_tags(t.plugin_dir)
         print(f"{t.host} ({t.variant}): {t.plugin_dir}: " + ("ok" if not problems else "PROBLEM: " + "; ".join(problems)))
         print(f"    Python {', '.join(t.python_versions) or 'unknown'}; vendored: {', '.join(tags) or 'none'}")

@@ -203,10 +203,14 @@ def test_full_install_check_rerun_and_uninstall(tmp_path, fake_bin, plugin_src):
     assert s["backend_command"] == [install.venv_python(os.path.join(REPO, ".venv")), "-m", "backend", "serve"]
     assert s["address"] == "tcp://127.0.0.1:5557"
 
-    r = _run_install(["--check", "--no-venv"], home, fake_bin)
+    r = _run_install(["--check", "--no-venv", "--plugin-src", str(plugin_src)], home, fake_bin)
     assert r.returncode == 0, r.stdout + r.stderr
     assert str(gimp) in r.stdout and str(pykrita / "facesketch") in r.stdout and TAG in r.stdout
     assert str(settings_file) in r.stdout
+    # an install older than the checkout is reported
+    (gimp / "facesketch_client" / "settings.py").write_text("# old\n")
+    r = _run_install(["--check", "--no-venv", "--plugin-src", str(plugin_src)], home, fake_bin)
+    assert r.returncode == 1 and "older than this checkout (settings.py)" in r.stdout, r.stdout
 
     # the user's edits survive a re-run; a moved venv only changes backend_command's interpreter
     s["address"] = "tcp://192.168.7.7:6000"
