@@ -36,30 +36,36 @@ DEFAULT_STATE = os.path.join(os.path.expanduser("~"), ".cache", "facesketch", "t
 
 # ---------------------------------------------------------------------------------------------- data
 
-def synthetic_sketches(photos: np.ndarray, cache: str, log=print) -> dict[str, np.ndarray]:
-    """{"pencil": (N,S,S) uint8, "rough": ...} from models.pencil, cached in `cache` (npz). Empty when the
+def synthetic_sketches(photos: np.ndarray, ids: list[str], cache: str, log=print) -> dict[str, np.ndarray]:
+    """{"pencil": (N,S,S) uint8, "rough": ...} made from the photos by models.pencil (seeded by the item id),
+    cached per item id in `cache` (npz), so a growing pack only computes its new items. Empty when the
     pencil module is not available."""
-    if os.path.isfile(cache):
-        with np.load(cache) as z:
-            if all(z[k].shape[0] == len(photos) for k in z.files):
-                return {k: z[k] for k in z.files}
     try:
         from . import pencil
     except ImportError:
         log("models.pencil not available: training on artist sketches only")
         return {}
-    out = {}
-    for name, fn in (("pencil", getattr(pencil, "pencil_sketch", None)), ("rough", getattr(pencil, "rough_sketch", None))):
-        if fn is None:
-            continue
+    known: dict[str, dict[str, np.ndarray]] = {}
+    if os.path.isfile(cache):
+        with np.load(cache) as z:
+            for j, i in enumerate(z["ids"]):
+                known[str(i)] = {k: z[k][j] for k in ("pencil", "rough")}
+    missing = [j for j, i in enumerate(ids) if i not in known]
+    if missing:
         t = time.time()
-        arr = np.stack([_as_gray(fn(p, seed=i)) for i, p in enumerate(photos)])
-        out[name] = arr
-        log(f"synthetic '{name}' sketches: {len(arr)} in {time.time() - t:.0f}s")
-    tmp = cache + ".tmp.npz"
-    np.savez(tmp, **out)
-    os.replace(tmp, cache)
-    return out
+        for n, j in enumerate(missing):
+            seed = int.from_bytes(ids[j].encode()[-4:].rjust(4, b"\0"), "little")
+            known[ids[j]] = {"pencil": _as_gray(pencil.pencil_sketch(photos[j], seed=seed)),
+                             "rough": _as_gray(pencil.rough_sketch(photos[j], seed=seed))}
+            if (n + 1) % 200 == 0:
+                log(f"synthetic sketches: {n + 1}/{len(missing)}")
+        log(f"synthetic sketches for {len(missing)} photos in {time.time() - t:.0f}s")
+        keys = sorted(known)
+        tmp = cache + ".tmp.npz"
+        np.savez(tmp, ids=np.array(keys), pencil=np.stack([known[k]["pencil"] for k in keys]),
+                 rough=np.stack([known[k]["rough"] for k in keys]))
+        os.replace(tmp, cache)
+    return {k: np.stack([known[i][k] for i in ids]) for k in ("pencil", "rough")}
 
 
 def _as_gray(img) -> np.ndarray:
@@ -88,9 +94,9 @@ class FaceData:
         self.female = (1 - pack.genders.astype(np.int64)).astype(np.uint8)  # FS2K: 1 = male
         variants = {"artist": _resize(pack.sketches, canvas)}
         if split == "train":
-            tag = f"synthetic_{split}_{canvas}_{len(pack)}.npz"
+            cache = os.path.join(state_dir, f"synthetic_{pack.photos.shape[1]}.npz")
             variants.update({k: _resize(v, canvas) for k, v in
-                             synthetic_sketches(pack.photos, os.path.join(state_dir, tag), log).items()})
+                             synthetic_sketches(pack.photos, list(pack.ids), cache, log).items()})
         self.variants = variants
         self.names = list(variants)
         # (sketch variant index, photo index) for every training sketch
@@ -420,8 +426,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--sample-every", type=int, default=200)
     p.add_argument("--checkpoint-s", type=float, default=300.0)
+    p.add_argument("--precompute-synthetic", action="store_true",
+                   help="only make the synthetic sketches of the pack's photos (cached in --out) and exit")
     p.add_argument("--export", metavar="PATH", help="write fp16 safetensors from the checkpoints in --out and exit")
     return p
+
+
+def precompute_synthetic(pack_dir: str, state_dir: str, log=print) -> None:
+    """Fill the synthetic-sketch cache from the photo files of a pack that is still being written."""
+    names = sorted(f for f in os.listdir(os.path.join(pack_dir, "photos")))
+    ids = [os.path.splitext(f)[0] for f in names]
+    photos = []
+    for f in names:
+        with Image.open(os.path.join(pack_dir, "photos", f)) as im:
+            photos.append(np.asarray(im.convert("RGB")))
+    synthetic_sketches(np.stack(photos), ids, os.path.join(state_dir, f"synthetic_{photos[0].shape[0]}.npz"), log)
 
 
 def main(argv=None) -> int:
@@ -433,6 +452,9 @@ def main(argv=None) -> int:
     log = Logger(args.out)
     if args.export:
         export(args, cfg, device, log)
+        return 0
+    if args.precompute_synthetic:
+        precompute_synthetic(args.data, args.out, log)
         return 0
     if not args.data:
         raise SystemExit("--data PACK is required for training")
