@@ -137,9 +137,9 @@ def new_layer(doc, name: str, image: Image, x: int, y: int, parent=None, above=N
     node.setPixelData(krita_bytes(image, node), x, y, image.width, image.height)
     if opacity < 1.0:
         node.setOpacity(int(round(opacity * 255)))
-    (parent or (above.parentNode() if above is not None else doc.rootNode())).addChildNode(node, above)
-    if locked:
+    if locked:  # before insertion: a change right after it reaches Krita's layer model before the node does
         node.setLocked(True)
+    (parent or (above.parentNode() if above is not None else doc.rootNode())).addChildNode(node, above)
     return node
 
 

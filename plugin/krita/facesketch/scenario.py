@@ -94,6 +94,7 @@ class Runner:
             QTimer.singleShot(50, lambda: self._poll_wait(request, deadline))
 
     def check(self, name: str, ok, detail="") -> bool:
+        print(f"[facesketch scenario] {'ok ' if ok else 'BAD'} {name}", flush=True)
         self.report["checks"].append({"name": name, "ok": bool(ok), "detail": detail if isinstance(detail, (str, int, float, list, dict)) else repr(detail)})
         return bool(ok)
 
@@ -477,11 +478,10 @@ def scenario(r: Runner):
 def _activate(doc, name: str):
     """Make layer `name` active (Krita picks its own active layer a moment after nodes are added)."""
     for _ in range(20):
-        node = find(doc, name)
-        doc.setActiveNode(node)
-        yield 0.1
+        yield 0.15
         if doc.activeNode() is not None and doc.activeNode().name() == name:
             return
+        doc.setActiveNode(find(doc, name))
 
 
 def _show(doc) -> None:

@@ -169,8 +169,9 @@ class FaceWorkflow(QObject):
         if win is not None:
             win.addView(doc)
         k.setActiveDocument(doc)
-        doc.setActiveNode(sketch)
-        QTimer.singleShot(0, lambda: doc.setActiveNode(sketch))  # the view picks its own node first
+        # the new view picks its own active node once its layer model exists; select the sketch after that
+        key, sketch_id = doc_key(doc), layers.node_id(sketch)
+        QTimer.singleShot(100, lambda: self._restore_active(key, sketch_id))
         self._submitted_sum.pop(doc_key(doc), None)
         self.status.show(f"New {size}×{size} face canvas: draw on the Sketch layer (left); the face appears "
                          "on the right.")
@@ -296,7 +297,7 @@ class FaceWorkflow(QObject):
             self._put_guide(canvas, shadow, sketch)
         canvas.save()
         if restore_id is not None:  # inserting nodes moves the active layer later: put it back
-            QTimer.singleShot(0, lambda: self._restore_active(key, restore_id))
+            QTimer.singleShot(50, lambda: self._restore_active(key, restore_id))
         self._finish(job_id, entry, "done")
         entry["seconds"] = round(entry["t_done"] - entry["t_submit"], 3)
         self.status.show(f"Face ready ({entry['seconds']:.2f} s)." + (" Live mode is on." if self.live else ""))
@@ -305,7 +306,8 @@ class FaceWorkflow(QObject):
     def _restore_active(self, key, node_id) -> None:
         doc = find_document(key)
         node = layers.find_node(doc, node_id) if doc is not None else None
-        if node is not None:
+        active = doc.activeNode() if doc is not None else None
+        if node is not None and (active is None or layers.node_id(active) != node_id):
             doc.setActiveNode(node)
 
     def _put_preview(self, canvas: FaceCanvas, face: Image) -> None:
