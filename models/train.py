@@ -265,16 +265,16 @@ def run(kind: str, args) -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     log_path = os.path.join(args.out, "log.tsv")
-    t0, running = time.time(), {}
+    t0, running, running_n = time.time(), {}, 0
     start_step = trainer.step
     while trainer.step < args.steps and not stop["now"]:
         logs = trainer.train_step(*batches.sample())
         trainer.step += 1
         for k, v in logs.items():
             running[k] = running.get(k, 0.0) + v
+        running_n += 1
         if trainer.step % args.log_every == 0 or trainer.step == args.steps:
-            n = args.log_every if trainer.step % args.log_every == 0 else (trainer.step - start_step) % args.log_every
-            avg = {k: v / max(n, 1) for k, v in running.items()}
+            avg = {k: v / running_n for k, v in running.items()}
             rate = (time.time() - t0) / max(trainer.step - start_step, 1)
             line = " ".join(f"{k}={v:.4f}" for k, v in avg.items())
             print(f"step {trainer.step} {line} ({rate:.2f} s/step)", flush=True)
@@ -283,7 +283,7 @@ def run(kind: str, args) -> int:
                 if new:
                     f.write("step\ttime\t" + "\t".join(avg) + "\n")
                 f.write(f"{trainer.step}\t{time.time():.0f}\t" + "\t".join(f"{v:.5f}" for v in avg.values()) + "\n")
-            running = {}
+            running, running_n = {}, 0
         if trainer.step % args.save_every == 0:
             _save(args.out, trainer.state())
         if trainer.step % args.sample_every == 0:
