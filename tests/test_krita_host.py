@@ -25,6 +25,8 @@ import time
 
 import pytest
 
+import install  # repo root is on sys.path (conftest.py)
+
 pytestmark = pytest.mark.host
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -104,7 +106,6 @@ def backend(tmp_path):
 
 def _install_plugin(home: str) -> dict:
     """install.py's own detection and installer, pointed at a temporary HOME."""
-    import install  # repo root is on sys.path (conftest.py)
 
     targets = [t for t in install.detect_hosts(home=home) if t.host == "krita" and t.variant == "native"]
     assert targets, "install.py did not find the apt-installed Krita"
@@ -130,6 +131,16 @@ def _run_krita(home: str, config_path: str, log_path: str) -> tuple:
     return rc, time.monotonic() - t0
 
 
+def _kill_autostarted(home: str) -> None:
+    from facesketch_client import settings as fs_settings
+    pid_file = os.path.join(fs_settings.state_dir(home=home), "backend.pid")
+    try:
+        with open(pid_file) as fh:
+            os.kill(int(fh.read().strip()), signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
+
+
 def test_face_sketch_docker_in_real_krita(krita_installed, backend, tmp_path):
     home = str(tmp_path / "home")
     os.makedirs(home)
@@ -149,13 +160,19 @@ def test_face_sketch_docker_in_real_krita(krita_installed, backend, tmp_path):
 
     report_path = str(tmp_path / "report.json")
     shots = os.environ.get("FACESKETCH_SCREENSHOT_DIR") or str(tmp_path / "shots")
+    # what install.py writes as the auto-start command (the scenario starts and stops one from the settings dialog)
+    venv = os.path.join(ROOT, ".venv")
+    command = install.default_backend_command(venv) if os.path.isdir(venv) else [sys.executable, "-m", "backend", "serve"]
     config = {"report": report_path, "backend_pid": backend["pid"], "screenshot_dir": shots, "quit": True,
-              "time_limit_s": SCENARIO_TIME_LIMIT_S}
+              "time_limit_s": SCENARIO_TIME_LIMIT_S, "backend_command": command}
     config_path = str(tmp_path / "scenario.json")
     with open(config_path, "w") as fh:
         json.dump(config, fh)
 
-    rc, seconds = _run_krita(home, config_path, str(tmp_path / "krita.log"))
+    try:
+        rc, seconds = _run_krita(home, config_path, str(tmp_path / "krita.log"))
+    finally:  # a backend the scenario auto-started must not outlive a failed run
+        _kill_autostarted(home)
     log_tail = (tmp_path / "krita.log").read_text(errors="replace")[-3000:]
     assert os.path.exists(report_path), f"Krita (rc {rc}) wrote no scenario report; its log ends:\n{log_tail}"
     with open(report_path) as fh:

@@ -17,6 +17,7 @@ Signal = pyqtSignal
 # Enum values, named once so callers never spell a PyQt5-only path.
 SOCKET_READ = QSocketNotifier.Read
 HORIZONTAL = Qt.Horizontal
+VERTICAL = Qt.Vertical
 ALIGN_RIGHT = Qt.AlignRight | Qt.AlignVCenter
 NO_BUTTON = Qt.NoButton
 RICH_TEXT = Qt.RichText

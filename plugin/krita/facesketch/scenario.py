@@ -25,7 +25,7 @@ from krita import Krita
 from . import app as app_module
 from . import layers
 from .docker import DOCKER_ID
-from .qt import QApplication, QTimer
+from .qt import QApplication, QTimer, HORIZONTAL, VERTICAL
 from .workflow import FaceCanvas, GUIDE_NAME, PREVIEW_NAME, doc_key
 
 _runner = None
@@ -208,6 +208,10 @@ def scenario(r: Runner):
     for other in k.dockers():  # room for the docker in screenshots: keep only tools and layers beside it
         if other.objectName() not in (DOCKER_ID, "KisLayerBox", "ToolBox"):
             other.setVisible(False)
+    layers_docker = next((d for d in k.dockers() if d.objectName() == "KisLayerBox"), None)
+    if layers_docker is not None:
+        qwin.resizeDocks([layers_docker, docker], [270, 620], VERTICAL)
+    qwin.resizeDocks([docker], [400], HORIZONTAL)
     r.check("docker title", docker.windowTitle() == "Face Sketch", docker.windowTitle())
     actions = {i: k.action(i) is not None for i in ("facesketch_sketchify", "facesketch_new_face_canvas",
                                                       "facesketch_generate_face", "facesketch_settings")}
@@ -473,6 +477,7 @@ def scenario(r: Runner):
                 bytes(sketch.pixelData(0, 0, size, size)) == drawn and names(doc) == before_layers, names(doc))
         r.check("backend stopped: the docker shows 'Not connected'", "Not connected" in docker.connection_label.text(),
                 docker.connection_label.text())
+        yield from settings_dialog_and_autostart(r, docker, doc, sketch, size)
 
 
 def _activate(doc, name: str):
@@ -499,6 +504,57 @@ def _show(doc) -> None:
 def _window():
     k = Krita.instance()
     return k.activeWindow() or k.windows()[0]
+
+
+def settings_dialog_and_autostart(r: Runner, docker, doc, sketch, size):
+    """The settings dialog against a stopped backend: test connection fails in plain words; 'Start local
+    backend' auto-starts settings.backend_command through the launcher; Generate works again; 'Stop' stops it."""
+    import shlex
+    a = app_module.get()
+    face, conn, status = a.face, a.connection, a.status
+    docker.settings_button.click()
+    yield 0.3
+    dlg = next((w for w in QApplication.topLevelWidgets() if w.objectName() == "facesketch_settings_dialog"
+                and w.isVisible()), None)
+    r.check("settings dialog opens from the docker", dlg is not None)
+    if dlg is None:
+        return
+    r.check("settings dialog shows the shared settings file's address", dlg.address.text() == conn.settings.address,
+            dlg.address.text())
+    dlg.test_button.click()
+    ok = yield Wait(lambda: dlg.result_label.text().startswith(("Failed", "Connected")), 10, "test connection")
+    r.check("test connection with the backend stopped: fails in plain words",
+            ok and dlg.result_label.text().startswith("Failed") and "not reachable" in dlg.result_label.text(),
+            dlg.result_label.text())
+    command = r.config.get("backend_command")
+    if not command:
+        dlg.reject()
+        return
+    dlg.command.setText(" ".join(shlex.quote(c) for c in command))
+    dlg.autostart.setChecked(True)
+    dlg.start_button.click()
+    ok = yield Wait(lambda: conn.state in ("connected", "error"), 90, "the auto-started backend")
+    r.check("start local backend: launched through the launcher and connected",
+            ok and conn.state == "connected" and conn.backend_handle is not None, conn.message)
+    handle = conn.backend_handle
+    r.report["autostarted_pid"] = getattr(handle, "pid", None)
+    dlg.test_button.click()
+    ok = yield Wait(lambda: dlg.result_label.text().startswith(("Failed", "Connected")), 10, "test connection 2")
+    r.check("test connection with the local backend: lists the engines",
+            ok and dlg.result_label.text().startswith("Connected") and "echo" in dlg.result_label.text(),
+            dlg.result_label.text())
+    n_before = len(face.log)
+    docker.generate_button.click()
+    ok = yield Wait(lambda: len(face.log) > n_before and face.log[-1]["state"] != "submitted", 15, "generate again")
+    prev = find(doc, PREVIEW_NAME)
+    r.check("generate works again with the auto-started backend", ok and face.log[-1]["state"] == "done"
+            and prev is not None and bytes(prev.pixelData(size, 0, size, size))
+            == on_white(bytes(sketch.pixelData(0, 0, size, size))), face.log[-1]["state"] if face.log else None)
+    dlg.stop_button.click()
+    gone = yield Wait(lambda: handle is None or _process_gone(handle.pid), 15, "the local backend to stop")
+    r.check("stop local backend: the process is gone", gone and conn.backend_handle is None,
+            dlg.result_label.text())
+    dlg.reject()
 
 
 def _process_gone(pid: int) -> bool:
