@@ -5,7 +5,7 @@ and waits for it to come back. Sizes alternate between the two servers in each r
 machine noise hits both alike. Prints the median round trip of each and the ratio per size; the
 last line is the worst ratio (target: <= 1.15).
 
-    python -m bench.transport [--repeats 15] [--sizes 512,2048,4096]
+    python -m bench.transport [--repeats 30] [--sizes 512,2048,4096]
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def start(argv, env=None) -> subprocess.Popen:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--sizes", default="512,2048,4096")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
