@@ -16,7 +16,6 @@ through the echo engine (the same code path with an engine that returns its inpu
 from __future__ import annotations
 
 import array
-import glob
 import io
 import os
 import subprocess
@@ -39,14 +38,11 @@ MAX_PIXELS = 1_000_000                                 # the test backend's limi
 
 
 def _sample(kind: str) -> str:
-    """An FS2K test-split photo or sketch: the shipped samples, else the shared dataset."""
-    patterns = [os.path.join(REPO, "tests", "data", "fs2k_samples", f"*{kind}*"),
-                os.path.join(os.path.dirname(REPO), "shared", "datasets", "fs2k", kind, f"{kind}1", "*.jpg")]
-    for pattern in patterns:
-        hits = sorted(p for p in glob.glob(pattern) if p.lower().endswith((".jpg", ".jpeg", ".png")))
-        if hits:
-            return hits[0]
-    pytest.skip(f"no FS2K {kind} sample (tests/data/fs2k_samples or ../shared/datasets/fs2k)")
+    import harness
+    path = harness.fs2k_sample(kind)
+    if path is None:
+        pytest.skip(f"no FS2K {kind} sample (tests/data/fs2k_samples or ../shared/datasets/fs2k)")
+    return path
 
 
 def _png_bytes(path: str) -> bytes:

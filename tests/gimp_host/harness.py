@@ -33,6 +33,17 @@ def load_install_module():
     return module
 
 
+def fs2k_sample(kind: str) -> str | None:
+    """An FS2K test-split `kind` ("photo" or "sketch") image: the shipped samples, else the shared dataset."""
+    import glob
+    for folder in (os.path.join(REPO, "tests", "data", "fs2k_samples"),
+                   os.path.join(os.path.dirname(REPO), "shared", "datasets", "fs2k")):
+        hits = sorted(glob.glob(os.path.join(folder, kind, f"{kind}*", "*.jpg")))
+        if hits:
+            return hits[0]
+    return None
+
+
 class GimpSession:
     def __init__(self, root: str):
         self.root = root
@@ -188,7 +199,7 @@ def xwd_to_pil(data: bytes):
     fields = struct.unpack(">25I", data[:100])
     header_size, _version, pixmap_format, depth, width, height = fields[:6]
     byte_order, bits_per_pixel, bytes_per_line = fields[7], fields[11], fields[12]
-    red_mask, green_mask, blue_mask = fields[15], fields[16], fields[17]
+    red_mask, green_mask, blue_mask = fields[14], fields[15], fields[16]
     ncolors = fields[19]
     if pixmap_format != 2 or bits_per_pixel != 32:
         raise ValueError(f"unsupported XWD: format {pixmap_format}, {bits_per_pixel} bits per pixel")

@@ -242,21 +242,79 @@ def _image_job(procedure, image, drawables, engine, params, extra_output, prefer
 # ---------------------------------------------------------------------------------------------
 # Procedures
 
-def _run_dialog(procedure, config, title, fields, plug_in_name):
+def backend_status_line(engine):
+    """One line for the top of a dialog: is the backend there, and is `engine` ready?"""
+    try:
+        fs, fs_settings = _client_modules()
+    except PluginError as err:
+        return str(err)
+    settings = fs_settings.load()
+    try:
+        client = fs.Client.from_settings(settings)
+    except Exception as err:
+        return f"Backend settings problem: {err}"
+    try:
+        caps = client.hello()
+    except fs.BackendError as err:
+        if err.code == "unreachable" and settings.autostart and settings.backend_command:
+            return "The local backend is not running; it will be started when you press OK (this can take a while)."
+        return job_spec.explain_backend_error(err, settings)
+    finally:
+        client.close()
+    info = job_spec.engine_info(caps, engine)
+    if info is None:
+        return job_spec.unknown_engine_message(engine, caps)
+    if not info.get("ready"):
+        return job_spec.not_ready_message(engine, info.get("reason", ""))
+    return f"Backend {caps.get('version', '?')} on {caps.get('device', '?')} at {settings.address}: ready."
+
+
+def _run_dialog(procedure, config, title, plug_in_name, engine, layout):
+    """A GimpUi.ProcedureDialog with a backend status line on top; `layout(dialog)` fills it."""
     gi.require_version("GimpUi", "3.0")
-    from gi.repository import GimpUi
+    gi.require_version("Gtk", "3.0")
+    from gi.repository import GimpUi, Gtk
     GimpUi.init(plug_in_name)
     dialog = GimpUi.ProcedureDialog.new(procedure, config, title)
-    dialog.fill(fields)
+    status = Gtk.Label(label=backend_status_line(engine))
+    status.set_line_wrap(True)
+    status.set_max_width_chars(60)
+    status.set_xalign(0.0)
+    dialog.get_content_area().pack_start(status, False, False, 6)
+    status.show()
+    layout(dialog)
     ok = dialog.run()
     dialog.destroy()
     return ok
 
 
+def _sketchify_layout(dialog):
+    for prop in ("mix-1", "mix-2", "mix-3"):
+        dialog.get_spin_scale(prop, 1.0)
+    dialog.get_spin_scale("opacity", 1.0)
+    dialog.get_label("mix-title", "Style mix weights", False, False)
+    dialog.fill_box("mix-box", ["mix-1", "mix-2", "mix-3"])
+    dialog.fill_frame("mix-frame", "mix-title", False, "mix-box")
+    try:  # the weights only matter for the mix
+        values = Gimp.ValueArray.new(1)
+        values.append(GObject.Value(GObject.TYPE_STRING, "mix"))
+        dialog.set_sensitive_if_in("mix-frame", None, "style", values, True)
+    except Exception:
+        pass
+    dialog.fill(["style", "mix-frame", "opacity", "add-depth"])
+
+
+def _face_layout(dialog):
+    sliders = [arg for arg, _engine_name, _label in job_spec.FACE_SLIDERS]
+    for prop in sliders + ["opacity"]:
+        dialog.get_spin_scale(prop, 1.0)
+    dialog.fill(sliders + ["gender", "add-shadow", "opacity"])
+
+
 def run_sketchify(procedure, run_mode, image, drawables, config, _data):
     if run_mode == Gimp.RunMode.INTERACTIVE:
-        if not _run_dialog(procedure, config, "Sketchify photo",
-                           ["style", "mix-1", "mix-2", "mix-3", "opacity", "add-depth"], PROC_SKETCHIFY):
+        if not _run_dialog(procedure, config, "Sketchify photo", PROC_SKETCHIFY,
+                           config.get_property("engine") or "sketch", _sketchify_layout):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
         params = job_spec.sketch_params(config.get_property("style"),
@@ -274,9 +332,9 @@ def run_sketchify(procedure, run_mode, image, drawables, config, _data):
 
 
 def run_sketch_to_face(procedure, run_mode, image, drawables, config, _data):
-    fields = [arg for arg, _engine_name, _label in job_spec.FACE_SLIDERS] + ["gender", "add-shadow", "opacity"]
     if run_mode == Gimp.RunMode.INTERACTIVE:
-        if not _run_dialog(procedure, config, "Sketch to face", fields, PROC_FACE):
+        if not _run_dialog(procedure, config, "Sketch to face", PROC_FACE, config.get_property("engine") or "face",
+                           _face_layout):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
         values = {arg: config.get_property(arg) for arg, _e, _l in job_spec.FACE_SLIDERS}
