@@ -265,8 +265,7 @@ def scenario(r: Runner):
             r.check("real face engine: preview is opaque and not blank",
                     min(fpx[3::4]) == 255 and len(set(fpx[0::4])) > 8)
             yield 0.3
-            r.screenshot = _screenshot(r, "krita-docker-face.png")
-            face.keep()
+            _screenshot(r, "krita-docker-face.png")
     else:
         reason = engines.get("face", {}).get("reason", "")
         r.check("not-ready face: backend said not_ready", ok and entry["state"] == "not_ready", entry and entry["state"])
@@ -274,6 +273,20 @@ def scenario(r: Runner):
                 {"status": status.text, "reason": reason})
         r.check("not-ready face: no layers added", names(doc) == ["Background", "Face template", "Sketch"], names(doc))
         r.check("not-ready face: strokes intact", bytes(sketch.pixelData(0, 0, size, size)) == drawn)
+        # live mode on a not-ready engine: one request per new stroke, no retry loop
+        n_before = len(face.log)
+        docker.live_check.setChecked(True)
+        yield 1.0
+        r.check("not-ready live: nothing resent for an unchanged sketch", len(face.log) == n_before,
+                len(face.log) - n_before)
+        drawn = stroke(sketch, size, [(int(40 * s), int(40 * s)), (int(44 * s), int(60 * s))], max(1, int(2 * s)))
+        yield 1.5
+        r.check("not-ready live: exactly one request for one stroke",
+                len(face.log) == n_before + 1 and face.log[-1]["state"] == "not_ready",
+                [_jsonable(e) for e in face.log[n_before:]])
+        docker.live_check.setChecked(False)
+        r.check("not-ready live: status still gives the reason, no layers added",
+                reason in status.text and names(doc) == ["Background", "Face template", "Sketch"], status.text)
 
     # ---- the same machinery through the echo engine
     face.engine = "echo"
@@ -389,7 +402,20 @@ def scenario(r: Runner):
     yield from _activate(photo_doc, "Photo")
 
     sketch_ready = engines.get("sketch", {}).get("ready", False)
-    if not sketch_ready:
+    if sketch_ready:
+        n_before = len(sk.log)
+        k.action("facesketch_sketchify").trigger()
+        ok = yield Wait(lambda: len(sk.log) > n_before and sk.log[-1]["state"] != "submitted", 120, "real sketch")
+        real = find(photo_doc, "Photo (sketch)")
+        r.check("real sketch engine: result layer above the photo", ok and sk.log[-1]["state"] == "done"
+                and names(photo_doc) == ["Background", "Photo", "Photo (sketch)", "Above"], names(photo_doc))
+        if real is not None:
+            b = real.bounds()
+            r.check("real sketch engine: result covers the photo's rectangle",
+                    (b.x(), b.y(), b.width(), b.height()) == (px, py, pw, ph), [b.x(), b.y(), b.width(), b.height()])
+            real.remove()
+        yield from _activate(photo_doc, "Photo")
+    else:
         n_before = len(sk.log)
         k.action("facesketch_sketchify").trigger()
         ok = yield Wait(lambda: len(sk.log) > n_before and sk.log[-1]["state"] != "submitted", 20, "sketch not ready")

@@ -270,8 +270,8 @@ class FaceWorkflow(QObject):
             return  # a newer sketch replaced it: that one's result is on the way
         if job_id != self._latest:
             return
-        # the sketch was not computed: forget its fingerprint so live mode retries after the next stroke
-        self._submitted_sum.clear()
+        # The fingerprint stays recorded: live mode tries again after the next stroke or slider change,
+        # never in a loop on an error that would only repeat (not ready, unreachable).
         if err.code == "cancelled":
             self.status.show("Cancelled.")
         else:
