@@ -47,9 +47,10 @@ def synthetic_sketches(photos: np.ndarray, ids: list[str], cache: str, log=print
         return {}
     known: dict[str, dict[str, np.ndarray]] = {}
     if os.path.isfile(cache):
-        with np.load(cache) as z:
-            for j, i in enumerate(z["ids"]):
-                known[str(i)] = {k: z[k][j] for k in ("pencil", "rough")}
+        with np.load(cache) as z:  # read each array once (every z[key] access decodes the whole array)
+            cached = {k: z[k] for k in ("ids", "pencil", "rough")}
+        for j, i in enumerate(cached["ids"]):
+            known[str(i)] = {k: cached[k][j] for k in ("pencil", "rough")}
     missing = [j for j, i in enumerate(ids) if i not in known]
     if missing:
         t = time.time()
