@@ -41,7 +41,7 @@ def _write_tiny_pack(tmp_path, size=16):
         fspack.save_item_images(str(tmp_path), item_id, photo, sketch, depth)
         items.append({"id": item_id, "split": split, "style": k % 3, "gender": k % 2,
                       "source": f"photo1/image{k:04d}", "points": [[1, 2], [3, 4], [5, 6], [7, 8]],
-                      "face_found": k != 1, "mesh_row": -1})
+                      "face_found": k != 1, "mesh_row": -1, "sketch_offset": [2.5, None, 14.0][k]})
     fspack.write_index(str(tmp_path), size, items, {}, ["a", "b", "c", "d"])
     return items
 
@@ -55,6 +55,7 @@ def test_pack_round_trip(tmp_path):
     assert train.sketches[0, 4:6].max() < 60 and train.sketches[0, 8:].min() > 200
     assert list(train.styles) == [0, 1] and list(train.genders) == [0, 1]
     assert list(train.face_found) == [True, False]
+    assert train.sketch_offsets[0] == 2.5 and np.isnan(train.sketch_offsets[1])
     assert train.landmarks.shape == (2, 4, 2) and train.landmarks[0, 3, 1] == 8
     test = fspack.load_pack(str(tmp_path), "test")
     assert len(test) == 1 and test.styles[0] == 2

@@ -212,6 +212,10 @@ def main(argv=None) -> int:
     typical = {k: dict(zip(("scale", "dx", "dy"), np.median(np.array(v), 0).tolist())) for k, v in placements.items()}
 
     # pass 2: align, render, write
+    # FS2K's artists drew over the photo, but some sketches are shifted or scaled against it; the
+    # face mesh found on the aligned sketch measures that (mean key-point distance in pixels;
+    # the detector is noisier on drawings, so a few pixels is noise, 12+ is a real misfit)
+    sketch_detector = MeshDetector()
     items, mesh_rows = [], []
     not_found = {s: 0 for s in fspack.SPLITS}
     for (split, a), mesh, (w, h) in tqdm(list(zip(entries, meshes, dims)), desc="align+depth", unit="pair"):
@@ -225,10 +229,11 @@ def main(argv=None) -> int:
         if mesh is not None:
             m = ft.alignment_matrix(key_points_from_mesh(mesh[:, :2]), size)
             verts = np.concatenate([ft.transform_points(mesh[:, :2], m), mesh[:, 2:] * ft.matrix_scale(m)], 1)
-            depth = depth_to_uint8(rasterise_depth(verts, triangles, size))
+            verts = verts.astype(np.float16)  # as stored: the depth map is exactly render(mesh.npy row)
+            depth = depth_to_uint8(rasterise_depth(verts.astype(np.float64), triangles, size))
             points = ft.transform_points(key_points_from_mesh(mesh[:, :2]), m)
             mesh_row = len(mesh_rows)
-            mesh_rows.append(verts.astype(np.float16))
+            mesh_rows.append(verts)
         else:
             not_found[split] += 1
             m = fallback_matrix(w, h, typical.get(name.split("/")[0]), size)
@@ -238,15 +243,25 @@ def main(argv=None) -> int:
         photo_a = np.asarray(ft.warp(photo, m, size, fill=0))
         sketch_a = np.asarray(ft.warp(sketch, m, size, fill=255))
         fspack.save_item_images(args.out, item_id, photo_a, sketch_a, depth)
+        sk_mesh = sketch_detector.detect(np.repeat(sketch_a[..., None], 3, axis=2))
+        sketch_offset = None
+        if sk_mesh is not None:
+            sk_points = key_points_from_mesh(sk_mesh[:, :2])
+            sketch_offset = round(float(np.linalg.norm(sk_points - points, axis=1).mean()), 2)
         items.append({"id": item_id, "split": split, "style": int(a["style"]), "gender": int(a["gender"]),
                       "source": name, "points": np.round(points, 2).tolist(),
-                      "face_found": mesh is not None, "mesh_row": mesh_row})
+                      "face_found": mesh is not None, "mesh_row": mesh_row, "sketch_offset": sketch_offset})
+    sketch_detector.close()
 
     np.save(os.path.join(args.out, "mesh.npy"),
             np.stack(mesh_rows) if mesh_rows else np.zeros((0, 468, 3), np.float16))
     np.save(os.path.join(args.out, "triangles.npy"), triangles.astype(np.int16))
     counts = {s: sum(1 for it in items if it["split"] == s) for s in fspack.SPLITS}
-    stats = {"counts": counts, "faces_not_found": not_found, "seconds": round(time.time() - t_start, 1),
+    offsets = np.array([it["sketch_offset"] for it in items if it["sketch_offset"] is not None])
+    stats = {"counts": counts, "faces_not_found": not_found,
+             "sketch_offset": {"measured": int(len(offsets)),
+                               "median_px": round(float(np.median(offsets)), 2) if len(offsets) else None,
+                               "over_12px": int((offsets > 12).sum())}, "seconds": round(time.time() - t_start, 1),
              "typical_placement": typical, "source_root": os.path.abspath(args.root)}
     fspack.write_index(args.out, size, items, stats, ft.POINT_NAMES)
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(args.out) for f in fs)

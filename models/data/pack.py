@@ -5,7 +5,11 @@ Torch-free and MediaPipe-free (numpy + Pillow). Layout of a pack directory:
     index.json            {"version", "size", "point_names", "items": [...], "stats": {...}}
                           item: id, split, style (0/1/2), gender (0 = male, 1 = female, as FS2K annotates), source
                           image_name, points (4x2 key points in the aligned frame, POINT_NAMES
-                          order), face_found, mesh_row (row in mesh.npy, or -1)
+                          order), face_found, mesh_row (row in mesh.npy, or -1),
+                          sketch_offset (mean distance in pixels between the key points of a face
+                          mesh found on the aligned sketch and the photo's; null when none was
+                          found on the sketch; a few pixels is detector noise, over ~12 means the
+                          artist's drawing is shifted or scaled against the photo)
     photos/<id>.webp      aligned photo, RGB, size x size (lossy WebP: a third the size of JPEG)
     sketches/<id>.webp    aligned artist sketch, grayscale (same geometry as the photo)
     depths/<id>.webp      face depth map, grayscale, near = bright, black background
@@ -33,9 +37,9 @@ PACK_VERSION = 1
 SPLITS = ("train", "test")
 IMAGE_EXT = ".webp"
 # WebP qualities chosen by measurement on FS2K (KB per 256x256 image, mean abs error in grey levels):
-# photo q80 ~6.5 KB; sketch q75 ~11 KB (JPEG q75 is 13 KB at the same error); depth q100 lossy
-# ~4.3 KB, error 0.2 (lossless is 6 KB). The whole pack stays under 50 MB this way.
-QUALITY = {"photos": 80, "sketches": 75, "depths": 100}
+# photo q80 ~8 KB; sketch q75 ~12 KB (JPEG q75 is 13 KB at a similar error); depth q95 ~2.7 KB,
+# error 0.25 (lossless is 6 KB). The whole pack stays under 50 MB this way.
+QUALITY = {"photos": 80, "sketches": 75, "depths": 95}
 
 
 @dataclass
@@ -48,6 +52,7 @@ class FS2KPack:
     genders: np.ndarray     # (N,) uint8, 0 = male, 1 = female (FS2K's annotation)
     landmarks: np.ndarray   # (N, 4, 2) float32 key points in the aligned frame
     face_found: np.ndarray  # (N,) bool
+    sketch_offsets: np.ndarray  # (N,) float32 px, NaN where unmeasured (see the layout notes)
     sources: List[str] = field(default_factory=list)
 
     def __len__(self):
@@ -97,6 +102,8 @@ def load_pack(pack_dir: str, split: str = "train", limit: Optional[int] = None) 
         genders=np.array([it["gender"] for it in items], np.uint8),
         landmarks=np.array([it["points"] for it in items], np.float32).reshape(n, 4, 2),
         face_found=np.array([it["face_found"] for it in items], bool),
+        sketch_offsets=np.array([np.nan if it.get("sketch_offset") is None else it["sketch_offset"]
+                                 for it in items], np.float32),
         sources=[it["source"] for it in items],
     )
 
@@ -126,5 +133,5 @@ def write_index(pack_dir: str, size: int, items: list, stats: dict, point_names)
              "items": items, "stats": stats}
     tmp = os.path.join(pack_dir, "index.json.tmp")
     with open(tmp, "w") as f:
-        json.dump(index, f, indent=1)
+        json.dump(index, f, separators=(",", ":"))
     os.replace(tmp, os.path.join(pack_dir, "index.json"))
