@@ -62,20 +62,11 @@ class Job:
         return (self.identity, self.request_id)
 
 
-def is_loopback(address: str) -> bool:
-    if address.startswith(("ipc://", "inproc://")):
-        return True
-    if not address.startswith("tcp://"):
-        return False
-    host = address[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 class Service:
     def __init__(self, bind: str, engines: dict[str, Engine], device: str = "cpu",
                  max_pixels: int = DEFAULT_MAX_PIXELS, queue_size: int = DEFAULT_QUEUE_SIZE,
                  curve: CurveConfig | None = None, insecure: bool = False):
-        if not is_loopback(bind) and curve is None and not insecure:
+        if not protocol.is_loopback(bind) and curve is None and not insecure:
             raise ValueError(
                 f"refusing to listen on {bind}: that address is reachable from other machines, and without "
                 "encryption anyone there could use this backend. Configure CURVE keys (--curve KEYDIR, "

@@ -13,7 +13,7 @@ import time
 
 from . import settings as fs_settings
 from .client import BackendError, Client
-from .protocol import ErrorCode
+from .protocol import ErrorCode, is_loopback
 
 
 def _pid_file() -> str:
@@ -22,11 +22,6 @@ def _pid_file() -> str:
 
 def _log_file() -> str:
     return os.path.join(fs_settings.state_dir(), "backend-autostart.log")
-
-
-def is_local(address: str) -> bool:
-    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
-    return address.startswith("ipc://") or host in ("localhost", "::1") or host.startswith("127.")
 
 
 def answers(settings, timeout_s: float = 2.0) -> dict | None:
@@ -56,7 +51,7 @@ def start_backend(settings) -> BackendProcess:
     """Start settings.backend_command listening on settings.address; does not wait for it."""
     if not settings.backend_command:
         raise BackendError(ErrorCode.UNREACHABLE, "no local backend is set up: run python3 install.py first")
-    if not is_local(settings.address):
+    if not is_loopback(settings.address):
         raise BackendError(ErrorCode.UNREACHABLE,
                            f"auto-start only starts a backend on this computer, and {settings.address} is not local")
     os.makedirs(fs_settings.state_dir(), exist_ok=True)
@@ -89,7 +84,7 @@ def ensure_backend(settings, wait_s: float = 60.0) -> BackendProcess | None:
     """
     if answers(settings, timeout_s=min(settings.connect_timeout_s, 2.0)) is not None:
         return None
-    if not settings.autostart or not settings.backend_command or not is_local(settings.address):
+    if not settings.autostart or not settings.backend_command or not is_loopback(settings.address):
         return None
     proc = start_backend(settings)
     deadline = time.monotonic() + wait_s

@@ -141,6 +141,16 @@ def check_image_spec(spec, frame_len: int, max_pixels: int) -> dict:
     return {"name": name, "width": w, "height": h, "format": fmt, "stride": stride}
 
 
+def is_loopback(address: str) -> bool:
+    """True for addresses only this computer can reach (the backend needs no encryption there)."""
+    if address.startswith(("ipc://", "inproc://")):
+        return True
+    if not address.startswith("tcp://"):
+        return False
+    host = address[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def request_id_ok(value) -> bool:
     """Request ids are chosen by the client: a short string or a non-negative integer."""
     if isinstance(value, bool):
