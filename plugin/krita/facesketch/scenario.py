@@ -280,7 +280,8 @@ def scenario(r: Runner):
         r.check("not-ready live: nothing resent for an unchanged sketch", len(face.log) == n_before,
                 len(face.log) - n_before)
         drawn = stroke(sketch, size, [(int(40 * s), int(40 * s)), (int(44 * s), int(60 * s))], max(1, int(2 * s)))
-        yield 1.5
+        yield Wait(lambda: len(face.log) > n_before and face.log[-1]["state"] != "submitted", 10, "not-ready live")
+        yield 1.0  # time for a retry loop to show itself, if there were one
         r.check("not-ready live: exactly one request for one stroke",
                 len(face.log) == n_before + 1 and face.log[-1]["state"] == "not_ready",
                 [_jsonable(e) for e in face.log[n_before:]])
@@ -324,11 +325,12 @@ def scenario(r: Runner):
             and names(doc).count(PREVIEW_NAME) == 1, names(doc))
 
     # live mode: the second stroke arrives while the first is computing -> the backend supersedes it
-    face.engine_params_override = {"delay": 2.0}
+    face.engine_params_override = {"delay": 5.0}  # long enough to be still running; cancelled early anyway
     n_before = len(face.log)
     first = stroke(sketch, size, [(int(100 * s), int(205 * s)), (int(156 * s), int(205 * s))], max(1, int(2 * s)))
     ok = yield Wait(lambda: len(face.log) > n_before, 5, "first live submission")
     r.check("live: first stroke submitted after it settled", ok and face.log[-1]["checksum"] == zlib.crc32(first))
+    face.engine_params_override = {"delay": 0.0}  # the next job runs at once
     yield 0.2
     drawn = stroke(sketch, size, [(int(100 * s), int(215 * s)), (int(156 * s), int(212 * s))], max(1, int(2 * s)))
     ok = yield Wait(lambda: len(face.log) > n_before + 1 and face.log[-1]["state"] == "done", 15, "second live result")
