@@ -3,6 +3,7 @@
     .venv/bin/python tests/gimp_host/make_docs_images.py [--photo FILE] [--docs docs]
 
 - docs/gimp-sketchify-dialog.png  the Sketchify dialog in GIMP's GUI under Xvfb (xwd of its window)
+- docs/gimp-backend-settings.png  the backend settings dialog, the same way
 - docs/gimp-before.png / docs/gimp-after.png  a photo, and the image after Sketchify (GIMP's own export)
   -- only when the backend's sketch engine is ready (trained weights present); otherwise it says so.
 """
@@ -32,6 +33,14 @@ config = procedure.create_config()
 config.set_property('run-mode', Gimp.RunMode.INTERACTIVE)
 config.set_property('image', image)
 config.set_core_object_array('drawables', image.get_selected_drawables())
+procedure.run(config)
+"""
+
+SETTINGS_GUI_SCRIPT = """
+from gi.repository import Gimp
+procedure = Gimp.get_pdb().lookup_procedure('facesketch-backend-settings')
+config = procedure.create_config()
+config.set_property('run-mode', Gimp.RunMode.INTERACTIVE)
 procedure.run(config)
 """
 
@@ -74,6 +83,10 @@ def main() -> int:
         info = session.screenshot_dialog(GUI_SCRIPT.format(photo=inside_photo), "Sketchify photo",
                                          os.path.join(args.docs, "gimp-sketchify-dialog.png"))
         print(f"dialog screenshot {info} in {time.monotonic() - t0:.0f} s")
+
+        info = session.screenshot_dialog(SETTINGS_GUI_SCRIPT, "Face sketch backend",
+                                         os.path.join(args.docs, "gimp-backend-settings.png"), display=92)
+        print(f"settings dialog screenshot {info}")
 
         sketch = engines.get("sketch")
         if sketch and sketch.get("ready"):

@@ -431,6 +431,8 @@ def _settings_dialog(procedure, config, fs, fs_settings):
     box.pack_start(answer, False, False, 6)
     button.show()
     answer.show()
+    # show the current state right away; the button re-tests after edits
+    GLib.idle_add(lambda: on_test(button) and False)
     ok = dialog.run()
     dialog.destroy()
     return ok, current
