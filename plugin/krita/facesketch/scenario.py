@@ -387,6 +387,24 @@ def scenario(r: Runner):
     docker.shadow_check.setChecked(False)
     r.check("strokes intact after the whole face session", bytes(sketch.pixelData(0, 0, size, size)) == drawn)
 
+    # progress and Cancel: a slow job shows progress, Cancel stops it, the preview keeps the last result
+    shown = bytes(find(doc, PREVIEW_NAME).pixelData(canvas.preview_x, 0, size, size))
+    stroke(sketch, size, [(int(20 * s), int(230 * s)), (int(30 * s), int(250 * s))], max(1, int(2 * s)))
+    face.engine_params_override = {"delay": 5.0}
+    docker.generate_button.click()
+    entry = face.log[-1]
+    ok = yield Wait(lambda: docker.progress_bar.value() > 0, 5, "progress")
+    r.check("progress bar moves and Cancel is enabled while a job runs",
+            ok and docker.cancel_button.isEnabled() and entry["state"] == "submitted",
+            {"progress": docker.progress_bar.value(), "status": status.text})
+    docker.cancel_button.click()
+    ok = yield Wait(lambda: entry["state"] != "submitted", 5, "cancel")
+    r.check("cancel: the job stops, the status says so, the preview keeps the last result",
+            ok and entry["state"] == "cancelled" and status.text == "Cancelled." and not docker.cancel_button.isEnabled()
+            and bytes(find(doc, PREVIEW_NAME).pixelData(canvas.preview_x, 0, size, size)) == shown,
+            {"state": entry["state"], "status": status.text})
+    face.engine_params_override = {"delay": 0.0}
+
     # ---- Sketchify on a photo layer (menu action and docker button)
     photo_doc = k.createDocument(120, 90, "Photo", "RGBA", "U8", "", 72.0)
     _window().addView(photo_doc)
