@@ -42,10 +42,11 @@ def _apt_install(packages) -> str:
     if os.geteuid() != 0:
         return "installing Krita with apt needs root"
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    cmd = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
+    # wait for the dpkg lock rather than fail when another apt run holds it
+    cmd = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "--no-install-recommends", *packages]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if r.returncode != 0:  # a clean machine may have no package lists yet
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True, text=True)
+        subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=300", "update"], env=env, capture_output=True, text=True)
         r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if r.returncode != 0:
         return "apt-get install failed: " + (r.stderr or r.stdout).strip()[-300:]
