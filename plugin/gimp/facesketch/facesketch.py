@@ -107,6 +107,8 @@ def _layer_type_for(image):
 
 def _rgba_rows(result):
     """Tightly packed RGBA8 bytes of a result Image (drops row padding)."""
+    if result.format != "RGBA8":
+        raise PluginError(f"The backend answered in {result.format} instead of RGBA8; update the backend.")
     data = bytes(result.data)
     row = result.width * 4
     if result.stride == row:
@@ -152,12 +154,11 @@ def _connect(fs, settings):
     return fs.Client.from_settings(settings)
 
 
-def _run_engine(engine, params, extra_output, width, height, data, progress_text):
+def _run_engine(engine, params, extra_output, width, height, data, progress):
     """Send one RGBA8 image to `engine`; returns {output name: Image}. Raises PluginError."""
     fs, fs_settings = _client_modules()
     settings = fs_settings.load()
     client = _connect(fs, settings)
-    progress = _Progress(progress_text)
     try:
         caps = client.hello()
         info = job_spec.engine_info(caps, engine)
@@ -185,7 +186,7 @@ def _insert_results(image, layer, region, results, order, name_detail, opacity):
     """New layers above `layer`, masked to the selection, in one undo group. Returns the layers."""
     if not (image.is_valid() and layer.is_valid()):
         raise PluginError("The image or layer was closed while the backend worked: nothing was added.")
-    x, y, _w, _h = region
+    x, y, w, h = region
     _ok, off_x, off_y = layer.get_offsets()
     has_selection = not Gimp.Selection.is_empty(image)
     parent = layer.get_parent()
@@ -206,6 +207,9 @@ def _insert_results(image, layer, region, results, order, name_detail, opacity):
             buffer.set(Gegl.Rectangle.new(0, 0, result.width, result.height), PIXEL_FORMAT, _rgba_rows(result))
             buffer.flush()
             new.update(0, 0, result.width, result.height)
+            if (result.width, result.height) != (w, h):  # an engine with a fixed output size
+                new.scale(w, h, True)
+                new.set_offsets(off_x + x, off_y + y)
             if has_selection:
                 new.add_mask(new.create_mask(Gimp.AddMaskType.SELECTION))
     except Exception:
@@ -233,9 +237,13 @@ def _ordered_outputs(results, preferred):
 def _image_job(procedure, image, drawables, engine, params, extra_output, preferred, detail, opacity, text):
     layer = _single_layer(drawables)
     x, y, w, h, data = _read_region(layer)
-    results = _run_engine(engine, params, extra_output, w, h, data, text)
-    order = _ordered_outputs(results, preferred)
-    _insert_results(image, layer, (x, y, w, h), results, order, detail, opacity)
+    progress = _Progress(text)
+    try:
+        results = _run_engine(engine, params, extra_output, w, h, data, progress)
+        order = _ordered_outputs(results, preferred)
+        _insert_results(image, layer, (x, y, w, h), results, order, detail, opacity)
+    finally:
+        progress.done()
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 
