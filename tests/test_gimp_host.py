@@ -69,7 +69,7 @@ def gimp(tmp_path_factory):
     import chroot
     import harness
     from conftest import BackendProcess
-    from facesketch_client import Client
+    from facesketch_client import Client, Image
 
     t0 = time.monotonic()
     try:
@@ -116,6 +116,14 @@ def gimp(tmp_path_factory):
 
         # the CLI's answer for the very pixels GIMP read, while the backend is still up
         cli = {}
+        echo_src = run1["scenarios"]["echo"].get("source")
+        if echo_src:  # the echo engine through the client library the CLI uses
+            client = Client(backend.address, timeout_s=60)
+            out = client.run("echo", {"image": Image(echo_src["width"], echo_src["height"], "RGBA8",
+                                                     session.read_out(run1, echo_src["dump"]))},
+                             reply_format="RGBA8")
+            client.close()
+            cli["echo"] = out["image"].tobytes()
         if engines.get("sketch", {}).get("ready") and run1["scenarios"]["sketch"].get("source"):
             cli["sketch"] = _cli_sketchify(session, run1, backend.address, tmp_path_factory.mktemp("cli"))
 
@@ -250,6 +258,7 @@ def test_echo_layer_equals_input_and_client(gimp):
     assert (new["width"], new["height"], new["offsets"]) == (src["width"], src["height"], src["offsets"])
     sent = _dump(gimp, src["dump"])
     assert _dump(gimp, new["dump"]) == sent
+    assert gimp["cli"]["echo"] == sent, "the client outside GIMP got other pixels back"
     assert len(set(sent[0::4])) > 20, "the sample photo should not be flat"
 
 
