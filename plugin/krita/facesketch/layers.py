@@ -140,22 +140,20 @@ def new_layer(doc, name: str, image: Image, x: int, y: int, parent=None, above=N
     if locked:  # before insertion: a change right after it reaches Krita's layer model before the node does
         node.setLocked(True)
     (parent or (above.parentNode() if above is not None else doc.rootNode())).addChildNode(node, above)
+    doc.waitForDone()  # the insertion runs in Krita's stroke queue; small, and later calls need the node in place
     return node
 
 
 def replace_pixels(doc, node, image: Image, x: int, y: int) -> None:
-    """Overwrite one of OUR nodes (preview, guide) in place: clear it, write, refresh."""
-    locked = node.locked()
-    if locked:
-        node.setLocked(False)
+    """Overwrite one of OUR nodes (preview, guide) in place: clear it, write, refresh.
+
+    Nothing here may reach the undo stack: Ctrl+Z must undo the user's last stroke, not a preview update.
+    (krita-ai-diffusion's refresh trick `node.setBlendingMode(node.blendingMode())` pushes a "Composition
+    Mode Change" command in Krita 5.1, so it is not used.) setPixelData ignores the layer lock."""
     b = node.bounds()
     if b.width() > 0 and b.height() > 0:  # clear what was there outside the new rectangle
         node.setPixelData(bytes(b.width() * b.height() * _pixel_size(node)), b.x(), b.y(), b.width(), b.height())
     node.setPixelData(krita_bytes(image, node), x, y, image.width, image.height)
-    if locked:
-        node.setLocked(True)
-    # cheap per-layer refresh (as krita-ai-diffusion does) instead of recompositing the whole document
-    node.setBlendingMode(node.blendingMode())
     doc.refreshProjection()
 
 

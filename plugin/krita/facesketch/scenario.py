@@ -180,7 +180,8 @@ def on_white(data: bytes) -> bytes:
 
 
 def names(doc) -> list:
-    return [n.name() for n in doc.topLevelNodes()]
+    """Top-level layer names (Krita shows the global selection as a selection mask there: left out)."""
+    return [n.name() for n in doc.topLevelNodes() if n.type() != "selectionmask"]
 
 
 def find(doc, name):
@@ -368,11 +369,52 @@ def scenario(r: Runner):
     r.check("shadow guide updated with the stroke", ok and guide is not None
             and bytes(guide.pixelData(0, 0, size, size)) == on_white(drawn))
 
+    # a real, undoable Krita edit on the sketch (Fill with Foreground Color), then Undo: live mode follows both,
+    # and undo takes back exactly the user's edit (the plug-in's layer writes are not on the undo stack)
+    from krita import Selection
+    before_fill, layers_before = bytes(sketch.pixelData(0, 0, size, size)), names(doc)
+    sel = Selection()
+    sel.select(int(200 * s), int(20 * s), int(30 * s), int(16 * s), 255)
+    doc.setSelection(sel)
+    n_before = len(face.log)
+    k.action("fill_selection_foreground_color").trigger()
+    doc.waitForDone()
+    filled = bytes(sketch.pixelData(0, 0, size, size))
+    r.check("undoable fill on the sketch layer changed it", filled != before_fill)
+    ok = yield Wait(lambda: len(face.log) > n_before and face.log[-1]["state"] == "done", 10, "live after fill")
+    r.check("live: a Krita fill on the sketch is noticed and computed", ok and face.log[-1]["checksum"] == zlib.crc32(filled)
+            and bytes(find(doc, PREVIEW_NAME).pixelData(canvas.preview_x, 0, size, size)) == on_white(filled))
+    n_before = len(face.log)
+    undo = k.action("edit_undo")
+    undo_state = {"enabled": undo.isEnabled(), "text": undo.text()}
+    undo.trigger()
+    doc.waitForDone()
+    yield Wait(lambda: bytes(sketch.pixelData(0, 0, size, size)) != filled, 3, "undo to apply")
+    undone = bytes(sketch.pixelData(0, 0, size, size))
+    r.check("undo takes back exactly the fill (the top undo step was the user's, not a preview update)",
+            undone == before_fill and names(doc) == layers_before and "Fill" in undo_state["text"],
+            {"layers": names(doc), "equals_filled": undone == filled, "equals_before": undone == before_fill,
+             "undo": undo_state})
+    ok = yield Wait(lambda: len(face.log) > n_before and face.log[-1]["state"] == "done", 10, "live after undo")
+    r.check("live: the preview follows the undo", ok and bytes(find(doc, PREVIEW_NAME).pixelData(
+        canvas.preview_x, 0, size, size)) == on_white(before_fill))
+    k.action("deselect").trigger()
+    doc.waitForDone()
+    yield 0.2
+    undo_text = undo.text()
+    n_before = len(face.log)
+    drawn = stroke(sketch, size, [(int(230 * s), int(60 * s)), (int(240 * s), int(80 * s))], max(1, int(2 * s)))
+    ok = yield Wait(lambda: len(face.log) > n_before and face.log[-1]["state"] == "done", 10, "live update")
+    r.check("live preview and guide updates put nothing on the undo stack", ok and undo.text() == undo_text,
+            [undo_text, undo.text()])
+
     yield 0.3
     _screenshot(r, "krita-docker.png")
 
     # keep: the preview becomes a normal layer; the next result makes a new preview above it
     docker.keep_button.click()
+    yield 0.2
+    r.check("keep puts nothing on the undo stack", undo.text() == undo_text, [undo_text, undo.text()])
     kept = find(doc, "Face 1")
     r.check("keep: preview became 'Face 1', unlocked", kept is not None and not kept.locked()
             and find(doc, PREVIEW_NAME) is None, names(doc))
@@ -480,7 +522,8 @@ def scenario(r: Runner):
             {"state": sk.log[-1].get("state"), "format": sk.log[-1].get("format"), "rect": sk.log[-1].get("rect"),
              "same_as_written": sent16 == vals.tobytes(), "n": len(got16), "first_diff":
              next((i for i in range(min(len(got16), len(sent16))) if got16[i] != sent16[i]), None),
-             "layers": names(doc16)})
+             "layers": names(doc16), "entry": _jsonable(sk.log[-1]),
+             "docs": [(d.name(), doc_key(d), names(d)) for d in k.documents()]})
 
     # float document and a group layer: a clear message, nothing sent, nothing added
     docf = k.createDocument(32, 32, "Float", "RGBA", "F32", "", 72.0)

@@ -507,6 +507,7 @@ class SketchifyWorkflow(QObject):
                                 parent=source.parentNode() if source is not None else doc.rootNode(),
                                 above=source)
         entry["result_layer"] = layers.node_id(node)
+        entry["result_document"] = doc.name()
         doc.refreshProjection()
         self.status.show(f"Sketch ready as layer '{name}' ({entry['seconds']:.2f} s).")
 
