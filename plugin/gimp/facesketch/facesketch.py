@@ -194,8 +194,8 @@ def _insert_results(image, layer, region, results, order, name_detail, opacity):
     Gimp.context_push()
     image.undo_group_start()
     try:
-        # insert in reverse so the first output (the main result) ends up on top
-        for output in reversed(order):
+        # each insert goes directly above the source, below the ones before: the main result ends up on top
+        for output in order:
             result = results[output]
             name = job_spec.layer_name(output, layer.get_name(), name_detail)
             new = Gimp.Layer.new(image, name, result.width, result.height, _layer_type_for(image),
@@ -223,7 +223,7 @@ def _insert_results(image, layer, region, results, order, name_detail, opacity):
         image.undo_group_end()
         Gimp.context_pop()
     Gimp.displays_flush()
-    return list(reversed(added))
+    return added
 
 
 def _ordered_outputs(results, preferred):
