@@ -53,6 +53,7 @@ def save_fp16(model: nn.Module, kind: str, path: str, extra: dict | None = None)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
     save_file(tensors, tmp, metadata=meta)
+    os.chmod(tmp, 0o644)  # shipped files: readable by everyone
     os.replace(tmp, path)
 
 
