@@ -8,7 +8,8 @@ script and writes a JSON report plus raw pixel dumps:
   run 1 (backend up): settings, Sketchify on an FS2K photo, the same through the `echo` engine on the
          photo / with a selection / on an offset layer smaller than the canvas / in grayscale, indexed,
          16-bit and float images, Sketch to face on an FS2K sketch, an image above the pixel limit;
-  run 2 (backend stopped): Sketchify must fail with our "not reachable" message and add nothing.
+  run 2 (backend stopped): Sketchify must fail with our "not reachable" message and add nothing;
+  run 3 (plug-in without its bundled pyzmq): Sketchify fails with the friendly missing-package message.
 When the sketch/face engines have no trained weights the backend reports them not ready: the tests
 then assert the plug-in passes that reason on and adds no layer, and the layer machinery is checked
 through the echo engine (the same code path with an engine that returns its input).
@@ -18,6 +19,7 @@ from __future__ import annotations
 import array
 import io
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -136,8 +138,16 @@ def gimp(tmp_path_factory):
             {"tag": "stopped_settings", "kind": "settings", "address": stopped_address, "save": False},
         ], "run2", timeout=240)
         timings["gimp_run2_s"] = round(time.monotonic() - t1, 1)
+
+        # run 3: the plug-in without its bundled pyzmq/msgpack (e.g. copied from a source checkout)
+        shutil.rmtree(os.path.join(session.plugin_dir, "_vendor"))
+        t1 = time.monotonic()
+        run3 = session.run_driver([
+            {"tag": "no_zmq", "kind": "photo", "photo": photo, "proc": SKETCHIFY, "args": {}},
+        ], "run3", timeout=240)
+        timings["gimp_run3_s"] = round(time.monotonic() - t1, 1)
         print(f"\nGIMP host test timings: {timings}", file=sys.stderr)
-        yield {"session": session, "run1": run1, "run2": run2, "engines": engines, "cli": cli,
+        yield {"session": session, "run1": run1, "run2": run2, "run3": run3, "engines": engines, "cli": cli,
                "address": stopped_address, "timings": timings}
     finally:
         if backend is not None:
@@ -340,3 +350,11 @@ def test_backend_stopped(gimp):
     settings = _scenario(gimp, "stopped_settings", "run2")
     assert settings["status"] == "SUCCESS" and settings["connected"] is False
     assert "not reachable" in settings["answer"]
+
+
+def test_missing_pyzmq_is_explained(gimp):
+    rec = _scenario(gimp, "no_zmq", "run3")
+    assert rec["status"] == "EXECUTION_ERROR"
+    assert "Face sketch needs the pyzmq package" in rec["message"] or "needs the msgpack package" in rec["message"]
+    assert "install.py" in rec["message"] and "Traceback" not in rec["message"]
+    _assert_nothing_added(rec)
