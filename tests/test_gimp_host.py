@@ -344,7 +344,7 @@ def test_backend_stopped(gimp):
     rec = _scenario(gimp, "stopped", "run2")
     assert rec["status"] == "EXECUTION_ERROR"
     assert f"backend not reachable at {gimp['address']}" in rec["message"]
-    assert "To start it:" in rec["message"] and "Face sketch backend" in rec["message"]
+    assert "Start a local backend automatically" in rec["message"] and "Face sketch backend" in rec["message"]
     assert "Traceback" not in rec["message"]
     _assert_nothing_added(rec)
     settings = _scenario(gimp, "stopped_settings", "run2")

@@ -57,11 +57,12 @@ def test_messages_say_what_to_do():
     s = fs_settings.Settings(address="tcp://127.0.0.1:5999", autostart=False,
                              backend_command=["/opt/fs/.venv/bin/python", "-m", "backend", "serve"])
     msg = job_spec.explain_backend_error(BackendUnreachable("unreachable", "backend not reachable at X"), s)
-    assert "backend not reachable at X." in msg and "To start it: /opt/fs/.venv/bin/python -m backend serve" in msg
-    assert "Face sketch backend" in msg
+    assert "backend not reachable at X." in msg
+    assert "starts with: /opt/fs/.venv/bin/python -m backend serve" in msg
+    assert "Start a local backend automatically" in msg and "Face sketch backend" in msg
     s.autostart, s.backend_command = True, []
     msg = job_spec.explain_backend_error(BackendUnreachable("unreachable", "backend not reachable at X"), s)
-    assert "no local backend is set up: run python3 install.py" in msg
+    assert "no local backend is set up here: run python3 install.py" in msg
     msg = job_spec.explain_backend_error(BackendTimeout("timeout", "no answer within 5 s"), s)
     assert "timeout: 120 s" in msg and "raise the timeout" in msg
     assert job_spec.not_ready_message("sketch", "no trained weights in models/weights") == \

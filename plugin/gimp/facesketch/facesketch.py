@@ -150,7 +150,7 @@ def _connect(fs, settings):
         except fs.BackendError as err:
             raise PluginError(job_spec.explain_backend_error(err, settings))
         except Exception as err:  # a broken backend_command must not end in a traceback
-            raise PluginError(f"Could not start the local backend ({err}). {job_spec.unreachable_hint(settings)}")
+            raise PluginError(f"Could not start the local backend ({err}).\n{job_spec.unreachable_hint(settings)}")
     return fs.Client.from_settings(settings)
 
 

@@ -111,14 +111,18 @@ def too_large_message(width: int, height: int, max_pixels: int) -> str:
 
 
 def unreachable_hint(settings) -> str:
-    """How to get a backend running, in plain words."""
+    """How to get a backend running, in plain words (added to the client's 'not reachable' sentence)."""
     cmd = " ".join(getattr(settings, "backend_command", None) or [])
-    start = f"To start it: {cmd}" if cmd else "To start it: python -m backend serve  (in the facesketch folder)"
+    lines = []
+    if cmd:
+        lines.append(f"The backend install.py set up starts with: {cmd}")
     if not getattr(settings, "autostart", False):
-        return f"{start}; or turn on \u201cStart a local backend automatically\u201d in {SETTINGS_MENU}"
-    if not cmd:
-        return f"Auto-start is on, but no local backend is set up: run python3 install.py. {start}"
-    return start
+        lines.append(f"To have GIMP start it when needed, turn on \u201cStart a local backend automatically\u201d "
+                     f"in {SETTINGS_MENU}")
+    elif not cmd:
+        lines.append("Auto-start is on, but no local backend is set up here: run python3 install.py "
+                     "in the facesketch folder.")
+    return "\n".join(lines)
 
 
 def explain_backend_error(err, settings) -> str:
@@ -126,7 +130,8 @@ def explain_backend_error(err, settings) -> str:
     code = getattr(err, "code", "")
     text = str(err).strip() or code or err.__class__.__name__
     if code == "unreachable":
-        return f"{text.rstrip('.')}.\n{unreachable_hint(settings)}"
+        hint = unreachable_hint(settings)
+        return f"{text.rstrip('.')}.\n{hint}" if hint else text
     if code == "timeout":
         timeout = getattr(settings, "timeout_s", None)
         extra = f" (timeout: {timeout:g} s)" if isinstance(timeout, (int, float)) else ""
