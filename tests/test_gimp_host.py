@@ -108,6 +108,11 @@ def gimp(tmp_path_factory):
              "offsets": SMALL_OFFSETS, "args": echo},
             *[{"tag": f"echo_{m}", "kind": "mode", "mode": m, "photo": photo, "proc": SKETCHIFY, "args": echo}
               for m in ("gray", "indexed", "u16", "float")],
+            # progress reports while the backend works, then a job that outlives the timeout
+            {"tag": "echo_progress", "kind": "photo", "photo": photo, "proc": SKETCHIFY,
+             "args": dict(echo, extra_params='{"delay": 1.5}')},
+            {"tag": "timeout", "kind": "with_timeout", "timeout": 1.0, "restore": 300.0, "photo": photo,
+             "proc": SKETCHIFY, "args": dict(echo, extra_params='{"delay": 4}')},
             {"tag": "face", "kind": "photo", "photo": sketch, "proc": FACE, "args": {}},
             {"tag": "face_echo", "kind": "photo", "photo": sketch, "proc": FACE, "args": echo},
             {"tag": "big", "kind": "big", "size": [1100, 1000], "proc": SKETCHIFY, "args": echo},
@@ -331,6 +336,19 @@ def test_sketch_to_face(gimp):
     rec = _scenario(gimp, "face_echo")
     _assert_success(rec)
     assert _dump(gimp, rec["new_layers"][0]["dump"]) == _dump(gimp, rec["source"]["dump"])
+
+
+def test_progress_and_timeout(gimp):
+    rec = _scenario(gimp, "echo_progress")
+    _assert_success(rec)
+    assert rec["seconds"] >= 1.5
+    assert _dump(gimp, rec["new_layers"][0]["dump"]) == _dump(gimp, rec["source"]["dump"])
+    rec = _scenario(gimp, "timeout")
+    assert rec["status"] == "EXECUTION_ERROR"
+    assert "did not answer within 1 s" in rec["message"] and "raise the timeout in Filters" in rec["message"]
+    _assert_nothing_added(rec)
+    # the backend was not left stuck: the scenarios after it (face_echo, big) got answers
+    assert _scenario(gimp, "face_echo")["status"] == "SUCCESS"
 
 
 def test_too_large_image_is_refused_in_plain_words(gimp):

@@ -192,8 +192,18 @@ def scenario_big(c):
     return rec
 
 
+def scenario_with_timeout(c):
+    """scenario_photo with the settings' timeout set to c["timeout"] (restored afterwards)."""
+    call("facesketch-backend-settings", timeout=c["timeout"], save=True, test=False)
+    try:
+        return scenario_photo(c)
+    finally:
+        call("facesketch-backend-settings", timeout=c["restore"], save=True, test=False)
+
+
 SCENARIOS = {"settings": scenario_settings, "photo": scenario_photo, "selection": scenario_selection,
-             "offset_layer": scenario_offset_layer, "mode": scenario_mode, "big": scenario_big}
+             "offset_layer": scenario_offset_layer, "mode": scenario_mode, "big": scenario_big,
+             "with_timeout": scenario_with_timeout}
 
 for c in CFG["scenarios"]:
     tag = c["tag"]

@@ -328,6 +328,7 @@ def run_sketchify(procedure, run_mode, image, drawables, config, _data):
         params = job_spec.sketch_params(config.get_property("style"),
                                         (config.get_property("mix-1"), config.get_property("mix-2"),
                                          config.get_property("mix-3")))
+        params.update(job_spec.parse_extra_params(config.get_property("extra-params")))
         return _image_job(procedure, image, drawables, config.get_property("engine") or "sketch", params,
                           "depth" if config.get_property("add-depth") else None, ["sketch", "image", "depth"],
                           job_spec.style_label(params), config.get_property("opacity"), "Sketchifying")
@@ -347,6 +348,7 @@ def run_sketch_to_face(procedure, run_mode, image, drawables, config, _data):
     try:
         values = {arg: config.get_property(arg) for arg, _e, _l in job_spec.FACE_SLIDERS}
         params = job_spec.face_params(values, config.get_property("gender"))
+        params.update(job_spec.parse_extra_params(config.get_property("extra-params")))
         return _image_job(procedure, image, drawables, config.get_property("engine") or "face", params,
                           "shadow" if config.get_property("add-shadow") else None, ["face", "image", "shadow"],
                           config.get_property("gender"),
@@ -526,6 +528,8 @@ class FaceSketch(Gimp.PlugIn):
                                "Add the depth map the sketch is drawn from as a second layer", False, RW)
         p.add_string_argument("engine", "Engine", "Backend engine (advanced: 'echo' tests the transport)",
                               "sketch", RW)
+        p.add_string_argument("extra-params", "Extra parameters",
+                              "Advanced: more engine parameters as a JSON object, e.g. {\"k\": 5}", "", RW)
         return p
 
     def _face(self, name):
@@ -547,6 +551,8 @@ class FaceSketch(Gimp.PlugIn):
                               "Opacity of the face layer over the sketch", 0.0, 100.0, 100.0, RW)
         p.add_string_argument("engine", "Engine", "Backend engine (advanced: 'echo' tests the transport)",
                               "face", RW)
+        p.add_string_argument("extra-params", "Extra parameters",
+                              "Advanced: more engine parameters as a JSON object, e.g. {\"k\": 5}", "", RW)
         return p
 
     def _settings(self, name):

@@ -51,6 +51,21 @@ def face_params(values: dict, gender: str) -> dict:
     return params
 
 
+def parse_extra_params(text: str) -> dict:
+    """The advanced 'extra-params' argument: a JSON object of engine parameters (e.g. {"k": 5})."""
+    import json
+    text = (text or "").strip()
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"extra-params must be a JSON object like {{\"k\": 5}} ({exc})")
+    if not isinstance(value, dict):
+        raise ValueError("extra-params must be a JSON object like {\"k\": 5}")
+    return value
+
+
 def engine_info(caps: dict, engine: str) -> dict | None:
     for info in caps.get("engines", []):
         if info.get("name") == engine:
@@ -133,10 +148,8 @@ def explain_backend_error(err, settings) -> str:
         hint = unreachable_hint(settings)
         return f"{text.rstrip('.')}.\n{hint}" if hint else text
     if code == "timeout":
-        timeout = getattr(settings, "timeout_s", None)
-        extra = f" (timeout: {timeout:g} s)" if isinstance(timeout, (int, float)) else ""
-        return (f"{text}{extra}\nThe backend may still be busy (a first run loads the model); try again, or raise "
-                f"the timeout in {SETTINGS_MENU}")
+        return (f"{text}\nThe backend may still be busy (a first run loads the model): try again, or raise the "
+                f"timeout in {SETTINGS_MENU}")
     if code == "not_ready":
         return text if "not ready" in text.lower() else f"The engine is not ready: {text}"
     if code == "too_large":
