@@ -3,7 +3,7 @@
     .venv/bin/python tests/gimp_host/make_docs_images.py [--photo FILE] [--docs docs]
 
 - docs/gimp-sketchify-dialog.png  the Sketchify dialog in GIMP's GUI under Xvfb (xwd of its window)
-- docs/gimp-backend-settings.png  the backend settings dialog, the same way
+- docs/gimp-backend-settings.png, docs/gimp-sketch-to-face-dialog.png  the other two dialogs, the same way
 - docs/gimp-before.png / docs/gimp-after.png  a photo, and the image after Sketchify (GIMP's own export)
   -- only when the backend's sketch engine is ready (trained weights present); otherwise it says so.
 """
@@ -43,6 +43,8 @@ config = procedure.create_config()
 config.set_property('run-mode', Gimp.RunMode.INTERACTIVE)
 procedure.run(config)
 """
+
+FACE_GUI_SCRIPT = GUI_SCRIPT.replace("facesketch-sketchify", "facesketch-sketch-to-face")
 
 
 def free_port() -> int:
@@ -87,6 +89,11 @@ def main() -> int:
         info = session.screenshot_dialog(SETTINGS_GUI_SCRIPT, "Face sketch backend",
                                          os.path.join(args.docs, "gimp-backend-settings.png"), display=92)
         print(f"settings dialog screenshot {info}")
+
+        inside_sketch = session.put("sketch.png", open(harness.fs2k_sample("sketch"), "rb").read())
+        info = session.screenshot_dialog(FACE_GUI_SCRIPT.format(photo=inside_sketch), "Sketch to face",
+                                         os.path.join(args.docs, "gimp-sketch-to-face-dialog.png"), display=93)
+        print(f"face dialog screenshot {info}")
 
         sketch = engines.get("sketch")
         if sketch and sketch.get("ready"):

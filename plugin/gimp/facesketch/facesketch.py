@@ -539,8 +539,9 @@ class FaceSketch(Gimp.PlugIn):
             "layer above it. The sliders choose how far each part follows the sketch (0) or a plausible "
             "face (1).")
         for arg, engine_name, label in job_spec.FACE_SLIDERS:
-            p.add_double_argument(arg, label, f"Face engine parameter {engine_name} (0 = follow the sketch)",
-                                  0.0, 1.0, 0.5, RW)
+            # defaults as the engine's and the CLI's: the most plausible face
+            p.add_double_argument(arg, label, f"{engine_name}: 0 = follow my lines, 1 = the most plausible face",
+                                  0.0, 1.0, 1.0, RW)
         choice = Gimp.Choice.new()
         for i, (nick, label) in enumerate(job_spec.GENDER_CHOICES):
             choice.add(nick, i, label, "")
