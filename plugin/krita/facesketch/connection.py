@@ -43,6 +43,7 @@ class Connection(QObject):
         self._starter: threading.Thread | None = None
         self._starter_result = None
         self._tried_autostart = False
+        self._pumping = False
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -80,6 +81,16 @@ class Connection(QObject):
             self.client = None
 
     def _pump(self, *_):
+        # Callbacks write layers, and Krita's waitForDone() runs the event loop meanwhile: never re-enter process().
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            self._pump_once()
+        finally:
+            self._pumping = False
+
+    def _pump_once(self):
         if self.client is not None:
             try:
                 self.client.process()

@@ -130,16 +130,22 @@ def clamp_to_canvas(doc, node) -> tuple[int, int, int, int] | None:
     return x0, y0, x1 - x0, y1 - y0
 
 
-def new_layer(doc, name: str, image: Image, x: int, y: int, parent=None, above=None, opacity: float = 1.0,
-              locked: bool = False):
-    """A new paint layer holding `image` at (x, y), inserted above `above` (or at the top of `parent`)."""
+def new_layer(doc, name: str, image: Image | None, x: int = 0, y: int = 0, parent=None, above=None,
+              opacity: float = 1.0, locked: bool = False, visible: bool = True):
+    """A new paint layer holding `image` at (x, y) (or empty), inserted above `above` (or at the top of
+    `parent`). Inserting a layer is one undo step ("Add Layer") in Krita; writing into it is none."""
     node = doc.createNode(name, "paintlayer")
-    node.setPixelData(krita_bytes(image, node), x, y, image.width, image.height)
+    if image is not None:
+        node.setPixelData(krita_bytes(image, node), x, y, image.width, image.height)
     if opacity < 1.0:
         node.setOpacity(int(round(opacity * 255)))
+    if not visible:
+        node.setVisible(False)
     if locked:  # before insertion: a change right after it reaches Krita's layer model before the node does
         node.setLocked(True)
-    (parent or (above.parentNode() if above is not None else doc.rootNode())).addChildNode(node, above)
+    parent = parent or (above.parentNode() if above is not None else doc.rootNode())
+    if not parent.addChildNode(node, above):
+        raise InputError(f"Krita refused to add the layer '{name}' (is the parent layer locked?).")
     doc.waitForDone()  # the insertion runs in Krita's stroke queue; small, and later calls need the node in place
     return node
 
@@ -155,6 +161,14 @@ def replace_pixels(doc, node, image: Image, x: int, y: int) -> None:
         node.setPixelData(bytes(b.width() * b.height() * _pixel_size(node)), b.x(), b.y(), b.width(), b.height())
     node.setPixelData(krita_bytes(image, node), x, y, image.width, image.height)
     doc.refreshProjection()
+
+
+def copy_image(node) -> tuple[Image, int, int] | None:
+    """A paint layer's pixels inside its bounds, as (BGRA8/RGBA16/GRAYA8 Image, x, y); None when empty."""
+    b = node.bounds()
+    if b.width() <= 0 or b.height() <= 0:
+        return None
+    return read_layer(node, b.x(), b.y(), b.width(), b.height()), b.x(), b.y()
 
 
 def _pixel_size(node) -> int:

@@ -237,8 +237,11 @@ def scenario(r: Runner):
     size = canvas.size
     r.check("canvas size from hello (or 256)", size == conn.face_canvas_size() and doc.height() == size
             and doc.width() == 2 * size, [doc.width(), doc.height(), size])
-    r.check("layers: background, template, sketch", names(doc) == ["Background", "Face template", "Sketch"],
+    initial_layers = ["Background", "Face template", GUIDE_NAME, "Sketch", PREVIEW_NAME]
+    r.check("layers: background, template, (hidden) guide, sketch, (empty) preview", names(doc) == initial_layers,
             names(doc))
+    r.check("guide hidden and preview empty at first", not find(doc, GUIDE_NAME).visible()
+            and find(doc, PREVIEW_NAME).bounds().width() <= 0, find(doc, PREVIEW_NAME).bounds().width())
     bg = bytes(find(doc, "Background").pixelData(0, 0, 2 * size, size))
     r.check("background is white", bg == b"\xff" * len(bg))
     template = find(doc, "Face template")
@@ -272,7 +275,8 @@ def scenario(r: Runner):
         reason = _reason(entry)
         r.check("not-ready face: status line gives the backend's reason", len(reason) > 10 and reason in status.text,
                 {"status": status.text, "reason": reason, "hello": engines.get("face", {}).get("reason")})
-        r.check("not-ready face: no layers added", names(doc) == ["Background", "Face template", "Sketch"], names(doc))
+        r.check("not-ready face: no layers added, preview still empty", names(doc) == initial_layers
+                and find(doc, PREVIEW_NAME).bounds().width() <= 0, names(doc))
         r.check("not-ready face: strokes intact", bytes(sketch.pixelData(0, 0, size, size)) == drawn)
         # live mode on a not-ready engine: one request per new stroke, no retry loop
         n_before = len(face.log)
@@ -288,7 +292,7 @@ def scenario(r: Runner):
                 [_jsonable(e) for e in face.log[n_before:]])
         docker.live_check.setChecked(False)
         r.check("not-ready live: status still gives the reason, no layers added",
-                reason in status.text and names(doc) == ["Background", "Face template", "Sketch"], status.text)
+                reason in status.text and names(doc) == initial_layers, status.text)
 
     # ---- the same machinery through the echo engine
     face.engine = "echo"
@@ -357,7 +361,7 @@ def scenario(r: Runner):
     guide = find(doc, GUIDE_NAME)
     order = names(doc)
     r.check("shadow guide: layer right under the sketch, low opacity, locked",
-            ok and guide is not None and order.index(GUIDE_NAME) == order.index("Sketch") - 1
+            ok and guide is not None and order.index(GUIDE_NAME) == order.index("Sketch") - 1 and guide.visible()
             and guide.opacity() < 128 and guide.locked(), {"order": order, "opacity": guide and guide.opacity()})
     if guide is not None:
         r.check("shadow guide shows the engine's shadow output (echo: the sketch)",
@@ -411,22 +415,40 @@ def scenario(r: Runner):
     yield 0.3
     _screenshot(r, "krita-docker.png")
 
-    # keep: the preview becomes a normal layer; the next result makes a new preview above it
+    # keep: a copy of the preview as a normal layer right under it, as one undo step; the preview carries on
+    shown = bytes(find(doc, PREVIEW_NAME).pixelData(canvas.preview_x, 0, size, size))
     docker.keep_button.click()
     yield 0.2
-    r.check("keep puts nothing on the undo stack", undo.text() == undo_text, [undo_text, undo.text()])
     kept = find(doc, "Face 1")
-    r.check("keep: preview became 'Face 1', unlocked", kept is not None and not kept.locked()
-            and find(doc, PREVIEW_NAME) is None, names(doc))
+    r.check("keep: 'Face 1' under the preview, unlocked, same pixels", kept is not None and not kept.locked()
+            and names(doc)[-3:] == ["Sketch", "Face 1", PREVIEW_NAME]
+            and bytes(kept.pixelData(canvas.preview_x, 0, size, size)) == shown, names(doc))
+    r.check("keep is one undo step (Add Layer)", undo.text() != undo_text, [undo_text, undo.text()])
+    undo.trigger()
+    doc.waitForDone()
+    yield Wait(lambda: find(doc, "Face 1") is None, 3, "undo of keep")
+    r.check("undo of keep removes the copy only", find(doc, "Face 1") is None and undo.text() == undo_text
+            and bytes(sketch.pixelData(0, 0, size, size)) == drawn
+            and bytes(find(doc, PREVIEW_NAME).pixelData(canvas.preview_x, 0, size, size)) == shown, names(doc))
+    k.action("edit_redo").trigger()
+    doc.waitForDone()
+    yield Wait(lambda: find(doc, "Face 1") is not None, 3, "redo of keep")
+    kept = find(doc, "Face 1")
+    r.check("redo of keep brings it back", kept is not None
+            and bytes(kept.pixelData(canvas.preview_x, 0, size, size)) == shown, names(doc))
     n_before = len(face.log)
     drawn = stroke(sketch, size, [(int(60 * s), int(240 * s)), (int(196 * s), int(240 * s))], max(1, int(2 * s)))
     ok = yield Wait(lambda: len(face.log) > n_before and face.log[-1]["state"] == "done", 10, "result after keep")
-    r.check("keep: next result in a new preview above the kept face", ok and names(doc)[-2:] == ["Face 1", PREVIEW_NAME],
-            names(doc))
+    r.check("keep: the next result goes to the preview above the kept face",
+            ok and names(doc)[-2:] == ["Face 1", PREVIEW_NAME] and names(doc).count(PREVIEW_NAME) == 1
+            and bytes(find(doc, PREVIEW_NAME).pixelData(canvas.preview_x, 0, size, size)) == on_white(drawn), names(doc))
     r.check("keep: kept face unchanged by the next result", kept is not None
-            and bytes(kept.pixelData(canvas.preview_x, 0, size, size)) != on_white(drawn))
+            and bytes(kept.pixelData(canvas.preview_x, 0, size, size)) == shown)
     docker.live_check.setChecked(False)
+    undo_text = undo.text()
     docker.shadow_check.setChecked(False)
+    r.check("shadow guide off hides the guide (not an undo step)", not find(doc, GUIDE_NAME).visible()
+            and undo.text() == undo_text, [undo_text, undo.text()])
     r.check("strokes intact after the whole face session", bytes(sketch.pixelData(0, 0, size, size)) == drawn)
 
     # progress and Cancel: a slow job shows progress, Cancel stops it, the preview keeps the last result

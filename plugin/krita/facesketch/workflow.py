@@ -2,15 +2,21 @@
 
 Layout of a face canvas (one document, two squares side by side):
 
-    +-----------+-----------+      top:    [Preview] Face   (locked, right square, replaced in place)
-    |  Sketch   |   Face    |              Sketch           (the user's layer; only read, never written)
-    | (drawing) | (preview) |              [Guide] Shadow   (locked, low opacity, under the sketch)
-    +-----------+-----------+              Face template    (locked guides for eyes, nose, mouth)
+    +-----------+-----------+      top:    [Preview] Face   (locked, right square, rewritten by each result)
+    |  Sketch   |   Face    |              Face 1, Face 2…  (copies made by Keep)
+    | (drawing) | (preview) |              Sketch           (the user's layer; only read, never written)
+    +-----------+-----------+              [Guide] Shadow   (locked, 35 % opacity, hidden until switched on)
+                                           Face template    (locked guides for eyes, nose, mouth)
                                            Background       (white, locked)
 
 Why side by side rather than a preview layer over the sketch or a second document: drawing needs the
 strokes unobscured, and the face needs to be seen while drawing (as in DeepFaceDrawing's two panes);
-one document keeps a single view, zoom and undo history, and Keep is just "this layer stays".
+one document keeps a single view, zoom and undo history.
+
+Undo: every layer the plug-in needs is created with the canvas, and results are written into them with
+setPixelData, which Krita does not record. So while drawing, the undo stack holds only the user's strokes
+(adding a layer mid-session would be an "Add Layer" step that Ctrl+Z removes first, and that wipes the redo
+of the stroke the user just undid). Keep is a deliberate action and is one undo step: it adds a copy.
 """
 from __future__ import annotations
 
@@ -157,12 +163,15 @@ class FaceWorkflow(QObject):
         background = doc.topLevelNodes()[0]
         background.setPixelData(b"\xff" * (2 * size * size * 4), 0, 0, 2 * size, size)
         background.setLocked(True)
+        root = doc.rootNode()
         template = layers.new_layer(doc, "Face template", draw_template(size, 2 * size), 0, 0,
-                                    parent=doc.rootNode(), above=background, locked=True)
-        sketch = doc.createNode("Sketch", "paintlayer")
-        doc.rootNode().addChildNode(sketch, template)
-        canvas = FaceCanvas(doc, {"size": size, "sketch": layers.node_id(sketch),
-                                  "template": layers.node_id(template), "kept": 0})
+                                    parent=root, above=background, locked=True)
+        guide = layers.new_layer(doc, GUIDE_NAME, None, parent=root, above=template, opacity=GUIDE_OPACITY,
+                                 locked=True, visible=False)
+        sketch = layers.new_layer(doc, "Sketch", None, parent=root, above=guide)
+        preview = layers.new_layer(doc, PREVIEW_NAME, None, parent=root, above=sketch, locked=True)
+        canvas = FaceCanvas(doc, {"size": size, "sketch": layers.node_id(sketch), "template": layers.node_id(template),
+                                  "guide": layers.node_id(guide), "preview": layers.node_id(preview), "kept": 0})
         canvas.save()
         doc.setModified(False)
         win = k.activeWindow()
@@ -312,23 +321,22 @@ class FaceWorkflow(QObject):
 
     def _put_preview(self, canvas: FaceCanvas, face: Image) -> None:
         node = canvas.node("preview")
-        if node is None:
+        if node is None:  # the user deleted it: a new one at the top, above any kept faces
             node = layers.new_layer(canvas.doc, PREVIEW_NAME, face, canvas.preview_x, 0, parent=canvas.doc.rootNode(),
-                                    locked=True)  # top of the stack: above earlier kept faces
+                                    locked=True)
             canvas.meta["preview"] = layers.node_id(node)
         else:
             layers.replace_pixels(canvas.doc, node, face, canvas.preview_x, 0)
 
     def _put_guide(self, canvas: FaceCanvas, shadow: Image, sketch) -> None:
         node = canvas.node("guide")
-        if node is None:
-            template = canvas.node("template")
-            below_sketch = template  # the guide goes right above the template, i.e. under the sketch
-            node = layers.new_layer(canvas.doc, GUIDE_NAME, shadow, 0, 0, parent=canvas.doc.rootNode(),
-                                    above=below_sketch, opacity=GUIDE_OPACITY, locked=True)
+        if node is None:  # the user deleted it: a new one right under the sketch
+            node = layers.new_layer(canvas.doc, GUIDE_NAME, shadow, 0, 0, parent=sketch.parentNode(),
+                                    above=_node_below(sketch), opacity=GUIDE_OPACITY, locked=True)
             canvas.meta["guide"] = layers.node_id(node)
         else:
-            node.setVisible(True)
+            if not node.visible():
+                node.setVisible(True)
             layers.replace_pixels(canvas.doc, node, shadow, 0, 0)
 
     # -- toggles, sliders, keep, cancel ---------------------------------------------------------
@@ -382,21 +390,21 @@ class FaceWorkflow(QObject):
         self._safe(lambda: self.submit("live"))
 
     def keep(self) -> str | None:
-        """The preview becomes a normal layer; the next result gets a new preview."""
+        """Copy the preview into a normal layer 'Face N' under it (one undo step); the preview carries on."""
         try:
             canvas = self._active_canvas()
         except InputError as exc:
             self.status.show(str(exc))
             return None
         node = canvas.node("preview")
-        if node is None:
+        copied = layers.copy_image(node) if node is not None else None
+        if copied is None:
             self.status.show("Nothing to keep yet: generate a face first.")
             return None
+        image, x, y = copied
         canvas.meta["kept"] = int(canvas.meta.get("kept", 0)) + 1
         name = f"Face {canvas.meta['kept']}"
-        node.setLocked(False)
-        node.setName(name)
-        canvas.meta.pop("preview", None)
+        layers.new_layer(canvas.doc, name, image, x, y, parent=node.parentNode(), above=_node_below(node))
         canvas.save()
         self.status.show(f"Kept the face as layer '{name}'.")
         self.changed.emit()
@@ -414,6 +422,14 @@ class FaceWorkflow(QObject):
         except BackendError as exc:
             self.status.show(plain_error(exc))
         return None
+
+
+def _node_below(node):
+    """The sibling directly under `node` (inserting 'above' it puts a layer right under `node`), or None."""
+    siblings = node.parentNode().childNodes()  # bottom to top
+    ids = [layers.node_id(n) for n in siblings]
+    i = ids.index(layers.node_id(node))
+    return siblings[i - 1] if i > 0 else None
 
 
 SKETCH_STYLES = ("1", "2", "3", "mix")
@@ -493,7 +509,6 @@ class SketchifyWorkflow(QObject):
 
     def _on_result(self, job_id, images, key, source_id, rect, entry) -> None:
         self.status.running.pop(job_id, None)
-        entry["state"] = "done"
         entry["seconds"] = round(time.monotonic() - entry["t_submit"], 3)
         doc = find_document(key)
         if doc is None:
@@ -509,6 +524,7 @@ class SketchifyWorkflow(QObject):
         entry["result_layer"] = layers.node_id(node)
         entry["result_document"] = doc.name()
         doc.refreshProjection()
+        entry["state"] = "done"  # last: Krita's waitForDone runs the event loop, so others may look meanwhile
         self.status.show(f"Sketch ready as layer '{name}' ({entry['seconds']:.2f} s).")
 
     def cancel(self, job_id: str) -> None:
