@@ -284,7 +284,8 @@ def scenario(r: Runner):
         yield 1.0
         r.check("not-ready live: nothing resent for an unchanged sketch", len(face.log) == n_before,
                 len(face.log) - n_before)
-        drawn = stroke(sketch, size, [(int(40 * s), int(40 * s)), (int(44 * s), int(60 * s))], max(1, int(2 * s)))
+        drawn = stroke(sketch, size, [(int(100 * s), int(226 * s)), (int(128 * s), int(234 * s)), (int(156 * s), int(226 * s))],
+                       max(1, int(2 * s)))  # chin
         yield Wait(lambda: len(face.log) > n_before and face.log[-1]["state"] != "submitted", 10, "not-ready live")
         yield 1.0  # time for a retry loop to show itself, if there were one
         r.check("not-ready live: exactly one request for one stroke",
@@ -407,7 +408,7 @@ def scenario(r: Runner):
     yield 0.2
     undo_text = undo.text()
     n_before = len(face.log)
-    drawn = stroke(sketch, size, [(int(230 * s), int(60 * s)), (int(240 * s), int(80 * s))], max(1, int(2 * s)))
+    drawn = stroke(sketch, size, [(int(200 * s), int(120 * s)), (int(203 * s), int(146 * s))], max(1, int(2 * s)))  # ear
     ok = yield Wait(lambda: len(face.log) > n_before and face.log[-1]["state"] == "done", 10, "live update")
     r.check("live preview and guide updates put nothing on the undo stack", ok and undo.text() == undo_text,
             [undo_text, undo.text()])
