@@ -113,12 +113,19 @@ def gimp(tmp_path_factory):
              "args": dict(echo, extra_params='{"delay": 1.5}')},
             {"tag": "timeout", "kind": "with_timeout", "timeout": 1.0, "restore": 300.0, "photo": photo,
              "proc": SKETCHIFY, "args": dict(echo, extra_params='{"delay": 4}')},
+            # cancel in GIMP = the plug-in process is killed mid-job; the backend must take the next job
+            {"tag": "killed", "kind": "killed", "photo": photo, "proc": SKETCHIFY,
+             "args": dict(echo, extra_params='{"delay": 8}')},
+            {"tag": "after_kill", "kind": "photo", "photo": photo, "proc": SKETCHIFY, "args": echo},
             {"tag": "face", "kind": "photo", "photo": sketch, "proc": FACE, "args": {}},
             {"tag": "face_echo", "kind": "photo", "photo": sketch, "proc": FACE, "args": echo},
             {"tag": "big", "kind": "big", "size": [1100, 1000], "proc": SKETCHIFY, "args": echo},
         ]
         t1 = time.monotonic()
+        killer = session.kill_plugin_when_asked("run1")
         run1 = session.run_driver(scenarios, "run1")
+        killer.join(5)
+        run1["killed_pid"] = killer.killed
         timings["gimp_run1_s"] = round(time.monotonic() - t1, 1)
 
         # the CLI's answer for the very pixels GIMP read, while the backend is still up
@@ -349,6 +356,18 @@ def test_progress_and_timeout(gimp):
     _assert_nothing_added(rec)
     # the backend was not left stuck: the scenarios after it (face_echo, big) got answers
     assert _scenario(gimp, "face_echo")["status"] == "SUCCESS"
+
+
+def test_cancel_kills_plugin_and_backend_goes_on(gimp):
+    assert gimp["run1"]["killed_pid"], "the test found no facesketch.py process to kill"
+    rec = _scenario(gimp, "killed")
+    assert rec["status"] != "SUCCESS"
+    _assert_nothing_added(rec)
+    after = _scenario(gimp, "after_kill")
+    _assert_success(after)
+    # the 8 s job of the vanished plug-in was dropped, not finished first
+    assert after["seconds"] < 6, f"the next job waited {after['seconds']} s"
+    assert _dump(gimp, after["new_layers"][0]["dump"]) == _dump(gimp, after["source"]["dump"])
 
 
 def test_too_large_image_is_refused_in_plain_words(gimp):

@@ -201,9 +201,16 @@ def scenario_with_timeout(c):
         call("facesketch-backend-settings", timeout=c["restore"], save=True, test=False)
 
 
+def scenario_killed(c):
+    """The user cancels in the progress bar: the test kills our plug-in process once this marker exists."""
+    with open(os.path.join(OUT, "kill-plugin"), "w") as f:
+        f.write(c["tag"])
+    return scenario_photo(c)
+
+
 SCENARIOS = {"settings": scenario_settings, "photo": scenario_photo, "selection": scenario_selection,
              "offset_layer": scenario_offset_layer, "mode": scenario_mode, "big": scenario_big,
-             "with_timeout": scenario_with_timeout}
+             "with_timeout": scenario_with_timeout, "killed": scenario_killed}
 
 for c in CFG["scenarios"]:
     tag = c["tag"]

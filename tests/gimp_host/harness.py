@@ -16,6 +16,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -112,6 +113,33 @@ class GimpSession:
         report["log"] = log
         return report
 
+    def kill_plugin_when_asked(self, tag: str = "run", delay_s: float = 1.5) -> threading.Thread:
+        """Play the user pressing cancel in GIMP's progress bar (GIMP then kills the plug-in process):
+        when the driver writes out/<tag>/kill-plugin, SIGKILL our facesketch.py process after delay_s.
+        Returns the watcher thread; its .killed says whether it found and killed one."""
+        marker = self.host_path(f"{self.inside}/out/{tag}/kill-plugin")
+        thread = threading.Thread(target=self._kill_watch, args=(marker, delay_s), daemon=True)
+        thread.killed = None
+        thread.start()
+        return thread
+
+    def _kill_watch(self, marker: str, delay_s: float) -> None:
+        deadline = time.monotonic() + 600
+        while not os.path.exists(marker):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.1)
+        time.sleep(delay_s)
+        me = threading.current_thread()
+        for pid in _session_processes(self.root, self.home):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"facesketch/facesketch.py" in f.read():
+                        os.kill(pid, 9)
+                        me.killed = pid
+            except OSError:
+                pass
+
     def read_out(self, report: dict, name: str) -> bytes:
         with open(os.path.join(report["out_dir"], name), "rb") as f:
             return f.read()
@@ -175,10 +203,11 @@ class GimpSession:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def _kill_session_processes(root: str, home: str) -> None:
-    """End processes inside the chroot that run with this session's HOME (GIMP's plug-ins), by pid."""
+def _session_processes(root: str, home: str) -> list[int]:
+    """Pids of processes inside the chroot that run with this session's HOME (GIMP and its plug-ins)."""
     real = os.path.realpath(root)
     marker = f"HOME={home}".encode()
+    found = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -187,8 +216,18 @@ def _kill_session_processes(root: str, home: str) -> None:
                 continue
             with open(f"/proc/{pid}/environ", "rb") as f:
                 if marker in f.read().split(b"\0"):
-                    os.kill(int(pid), 15)
-        except (OSError, ProcessLookupError):
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def _kill_session_processes(root: str, home: str) -> None:
+    """End this session's leftover processes inside the chroot (GIMP's plug-ins), by pid."""
+    for pid in _session_processes(root, home):
+        try:
+            os.kill(pid, 15)
+        except OSError:
             pass
 
 
