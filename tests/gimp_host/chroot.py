@@ -74,9 +74,21 @@ def _remove_tree(root: str) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _sh(cmd: list[str], **kw) -> None:
+def _sh(cmd: list[str], log: str, **kw) -> None:
+    """Run a build step with its output in the build log (printed in part only when it fails)."""
     _log("$ " + " ".join(cmd))
-    subprocess.run(cmd, check=True, **kw)
+    with open(log, "a") as f:
+        f.write("$ " + " ".join(cmd) + "\n")
+        f.flush()
+        subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT, **kw)
+
+
+def _tail(log: str, n: int = 15) -> str:
+    try:
+        with open(log, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return ""
 
 
 def _build(root: str) -> None:
@@ -93,32 +105,49 @@ def _build(root: str) -> None:
         if r.returncode != 0 or shutil.which("debootstrap") is None:
             raise ChrootUnavailable("debootstrap is not installed and apt-get could not install it")
     tmp = root + ".building"
+    log = root + ".build.log"
     if os.path.exists(tmp):
         _remove_tree(tmp)
     os.makedirs(os.path.dirname(root), exist_ok=True)
+    with open(log, "w"):
+        pass
     t0 = time.time()
     try:
-        _sh(["debootstrap", "--variant=minbase", SUITE, tmp, MIRROR], stdout=subprocess.DEVNULL)
+        _sh(["debootstrap", "--variant=minbase", SUITE, tmp, MIRROR], log)
     except subprocess.CalledProcessError as e:
         _remove_tree(tmp)
-        raise ChrootUnavailable(f"debootstrap of Debian {SUITE} failed (exit {e.returncode}); no network to {MIRROR}?")
+        raise ChrootUnavailable(f"debootstrap of Debian {SUITE} from {MIRROR} failed (exit {e.returncode}; "
+                                f"no network to the mirror?); last lines of {log}:\n{_tail(log)}")
     _log(f"debootstrap done in {time.time() - t0:.0f} s")
+    env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root"}
     try:
         with mounted(tmp):
-            env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root"}
-            _sh(["chroot", tmp, "apt-get", "update"], env=env, stdout=subprocess.DEVNULL)
-            _sh(["chroot", tmp, "apt-get", "install", "-y", "--no-install-recommends", *PACKAGES],
-                env=env, stdout=subprocess.DEVNULL)
-            _sh(["chroot", tmp, "apt-get", "clean"], env=env)
+            try:
+                _sh(["chroot", tmp, "apt-get", "update"], log, env=env)
+            except subprocess.CalledProcessError as e:
+                raise ChrootUnavailable(f"apt-get update inside the {SUITE} chroot failed (exit {e.returncode}; "
+                                        f"no network to the mirror?); last lines of {log}:\n{_tail(log)}")
+            install = ["chroot", tmp, "apt-get", "install", "-y", "--no-install-recommends", *PACKAGES]
+            try:
+                _sh(install, log, env=env)
+            except subprocess.CalledProcessError:
+                _log("apt-get install failed; retrying once")
+                _sh(install, log, env=env)
+            _sh(["chroot", tmp, "apt-get", "clean"], log, env=env)
     except subprocess.CalledProcessError as e:
         _remove_tree(tmp)
-        raise ChrootUnavailable(f"apt-get inside the {SUITE} chroot failed (exit {e.returncode})")
+        # not a skip: the mirror answered, so the recipe itself is broken
+        raise RuntimeError(f"installing GIMP inside the {SUITE} chroot failed (exit {e.returncode}); "
+                           f"last lines of {log}:\n{_tail(log)}")
+    except ChrootUnavailable:
+        _remove_tree(tmp)
+        raise
     with open(os.path.join(tmp, STAMP), "w") as f:
         f.write(RECIPE + "\n")
     if os.path.exists(root):
         _remove_tree(root)
     os.rename(tmp, root)
-    _log(f"chroot ready at {root} in {time.time() - t0:.0f} s")
+    _log(f"chroot ready at {root} in {time.time() - t0:.0f} s (build log: {log})")
 
 
 @contextlib.contextmanager
