@@ -15,7 +15,8 @@ squared mean-gap penalty x2 on D), L1 x4, depth reconstruction sqrt(MSE) x4, gra
 texture loss (GMSD-style) between the sketch and the photo x1. `--light-d` (default on CPU)
 uses ndf=32 and 3 layers instead of HIDA's ndf=64, 4 layers to fit the CPU budget.
 Augmentation: horizontal flip and a random crop of 232-256 px resized back to 256 (HIDA: pad to
-286 and random-crop 256).
+286 and random-crop 256). The depth network also sees half of its faces shrunk into a wider frame
+over a random smooth background (`--zoom-out`), so that it can locate a face in any picture.
 """
 from __future__ import annotations
 
@@ -43,8 +44,9 @@ from .pix2pix import NLayerDiscriminator, UNetPix2Pix
 class Batches:
     """Random augmented batches from a pack held in memory as uint8."""
 
-    def __init__(self, pack, batch: int, device: str, seed: int = 0, augment: bool = True):
+    def __init__(self, pack, batch: int, device: str, seed: int = 0, augment: bool = True, zoom_out: float = 0.0):
         self.pack, self.batch, self.device, self.augment = pack, batch, device, augment
+        self.zoom_out = zoom_out  # probability of shrinking the face into a wider, synthetic scene
         self.rng = np.random.default_rng(seed)
 
     def sample(self, idx=None):
@@ -72,8 +74,28 @@ class Batches:
             img = img[:, top:top + crop, left:left + crop]
             if crop != size:
                 img = F.interpolate(img[None], size=(size, size), mode="bilinear", align_corners=False)[0]
+            if self.zoom_out and self.rng.random() < self.zoom_out:
+                img = self._zoom_out(img)
             out.append(img)
         return torch.stack(out)
+
+    def _zoom_out(self, img):
+        """The aligned face shrunk into a larger frame over a smooth random background (depth 0 there),
+        so the depth network learns to find a face that does not fill the picture."""
+        size = img.shape[-1]
+        small = int(size * self.rng.uniform(0.3, 0.9))
+        face = F.interpolate(img[None], size=(small, small), mode="area")[0]
+        g = torch.Generator().manual_seed(int(self.rng.integers(1 << 31)))
+        cells = int(self.rng.integers(2, 9))
+        field = torch.rand(1, 3, cells, cells, generator=g) * 2 - 1
+        bg = F.interpolate(field, size=(size, size), mode="bicubic", align_corners=False)[0].clamp(-1, 1)
+        sat = float(self.rng.uniform(0.1, 0.7))  # real backgrounds are rarely fully saturated
+        bg = sat * bg + (1 - sat) * bg.mean(0, keepdim=True)
+        bg = bg + torch.randn(3, size, size, generator=g) * float(self.rng.uniform(0, 0.08))
+        canvas = torch.cat([bg.clamp(-1, 1), torch.ones(1, size, size), torch.zeros(1, size, size)], 0)
+        top, left = (int(self.rng.integers(0, size - small + 1)) for _ in range(2))
+        canvas[:, top:top + small, left:left + small] = face
+        return canvas
 
 
 # -- losses ----------------------------------------------------------------------------------
@@ -252,7 +274,8 @@ def run(kind: str, args) -> int:
         keep = np.flatnonzero(pack.face_found)
         pack = _subset(pack, keep)
     test = load_pack(args.data, "test", limit=64)
-    batches = Batches(pack, args.batch, trainer.device, seed=args.seed + trainer.step)
+    zoom_out = args.zoom_out if args.zoom_out is not None else (0.5 if kind == "depth" else 0.0)
+    batches = Batches(pack, args.batch, trainer.device, seed=args.seed + trainer.step, zoom_out=zoom_out)
     fixed = Batches(test, 4, trainer.device, augment=False).sample(np.array([0, 13, 27, 41]) % len(test))
     print(f"{kind}: {sum(p.numel() for p in trainer.G.parameters()) / 1e6:.2f}M params, "
           f"{len(pack)} training images, device {trainer.device}"
@@ -326,6 +349,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--ngf", type=int, default=24, help="pix2pix width (24 = same size as lite HIDA)")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--zoom-out", type=float, default=None,
+                    help="probability of a zoomed-out (face in a wider scene) sample; default 0.5 for depth, else 0")
     ap.add_argument("--device", default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)

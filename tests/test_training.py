@@ -68,3 +68,15 @@ def test_lite_hida_export_size(tmp_path):
     save_fp16(model, "sketch", str(path))
     assert path.stat().st_size < 16_000_000
     assert load_weights(str(path), "sketch").config == HIDAConfig.lite()
+
+
+def test_zoom_out_puts_the_face_in_a_wider_frame():
+    pack = _Pack(2, 64)
+    pack.depths[:] = 200
+    photo, sketch, depth, _ = Batches(pack, 2, "cpu", zoom_out=1.0).sample()
+    for d in depth[:, 0]:
+        face = d > 0.5
+        rows, cols = face.any(1).nonzero().flatten(), face.any(0).nonzero().flatten()
+        h, w = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        assert 0.25 * 64 <= h <= 0.95 * 64 and h == w            # a shrunk square face ...
+        assert face.sum() == h * w and (d[~face] == 0).all()    # ... and no depth around it
