@@ -270,6 +270,18 @@ def scenario(r: Runner):
                     min(fpx[3::4]) == 255 and len(set(fpx[0::4])) > 8)
             yield 0.3
             _screenshot(r, "krita-docker-face.png")
+        docker.shadow_check.setChecked(True)
+        docker.generate_button.click()
+        entry = face.log[-1]
+        ok = yield Wait(lambda: entry["state"] != "submitted", 60, "the face engine's shadow")
+        guide = find(doc, GUIDE_NAME)
+        gpx = bytes(guide.pixelData(0, 0, size, size)) if guide is not None else b""
+        r.check("real face engine: shadow guide filled from the engine's shadow output",
+                ok and entry["state"] == "done" and entry["outputs"] == ["face", "shadow"] and guide.visible()
+                and len(gpx) == size * size * 4 and max(gpx[3::4]) > 0,
+                {"state": entry["state"], "outputs": entry["outputs"], "visible": guide is not None and guide.visible(),
+                 "alpha": [min(gpx[3::4]), max(gpx[3::4])] if gpx else None, "values": len(set(gpx[0::4]))})
+        docker.shadow_check.setChecked(False)
     else:
         r.check("not-ready face: backend said not_ready", ok and entry["state"] == "not_ready", entry and entry["state"])
         reason = _reason(entry)
