@@ -31,10 +31,13 @@ SKETCH_WEIGHTS = "hida_lite.safetensors"
 DEPTH_WEIGHTS = "depth_lite.safetensors"
 MODEL_SIZE = 256
 MIN_SIDE = 16
-# Where the face sits in FS2K's aligned 256 frames, measured on the pack's depth maps (depth > 8/255,
-# median over the training split): top 47, bottom 246, so height 199 = 0.78 of the frame.
+# Where the face sits in FS2K's aligned 256 frames, measured on the pack's depth maps (depth above
+# FACE_DEPTH, median over the training split): top 47, bottom 247, so height 200 = 0.78 of the frame.
+# Face pixels in those maps are >= 0.24 (the 0.5th percentile), so 0.25 separates face from the
+# small values the depth network leaves on the background.
+FACE_DEPTH = 0.25
 TRAIN_FACE_TOP = 47 / 256
-TRAIN_FACE_HEIGHT = 199 / 256
+TRAIN_FACE_HEIGHT = 200 / 256
 FACE_PASS_BELOW = 0.75   # run the face pass when the face is smaller than 75% of the training size
 STRIP_ROWS = 512
 LUMA = (0.299, 0.587, 0.114)
@@ -286,7 +289,7 @@ def _detail_coefficients(guide: torch.Tensor, target: torch.Tensor, r: int = 2, 
 def _face_box(depth256: torch.Tensor, global_box):
     """Square crop around the face (in picture pixels) at FS2K's framing, or None when no face is found
     or the face is already large enough in the global pass."""
-    mask = depth256 > 8 / 255
+    mask = depth256 > FACE_DEPTH
     if mask.sum() < 0.01 * mask.numel():
         return None
     rows = torch.nonzero(mask.any(1)).flatten()
