@@ -33,6 +33,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APT_PACKAGES = ["krita", "python3-pyqt5", "xvfb", "xauth"]
 KRITA_TIME_LIMIT_S = 300       # watchdog for the whole Krita run
 SCENARIO_TIME_LIMIT_S = 240    # the plug-in's own limit; it then writes the report and quits
+SCENARIO_START_LIMIT_S = 150   # Krita's first start on a new HOME takes ~35 s on 2 busy cores
 
 
 def _apt_install(packages) -> str:
@@ -115,20 +116,30 @@ def _install_plugin(home: str) -> dict:
     return {"target": t, "folder": folder, "tags": t.tags()}
 
 
-def _run_krita(home: str, config_path: str, log_path: str) -> tuple:
+def _run_krita(home: str, config_path: str, log_path: str, started_path: str) -> tuple:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("FACESKETCH_", "XDG_", "PYTHON", "QT_")) and k != "DISPLAY"}
-    env.update(HOME=home, FACESKETCH_KRITA_SCENARIO=config_path)
+    # Krita's embedded Python finds its home through the python3 on PATH: a pyenv/venv python3 first on PATH
+    # (as when pytest runs under `install.py --test` from a pyenv shell) gives it a stdlib without the
+    # system's dist-packages, and `import PyQt5` fails inside Krita. Use the system's PATH.
+    env.update(HOME=home, FACESKETCH_KRITA_SCENARIO=config_path, PATH="/usr/sbin:/usr/bin:/sbin:/bin")
     t0 = time.monotonic()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "krita", "--nosplash"],
                                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            rc = proc.wait(KRITA_TIME_LIMIT_S)
-        except subprocess.TimeoutExpired:  # watchdog: Krita or the scenario hung
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            rc = "killed by the watchdog"
+        rc = None
+        while rc is None:  # watchdog: Krita or the scenario hung, or the plug-in never loaded
+            try:
+                rc = proc.wait(1)
+            except subprocess.TimeoutExpired:
+                waited = time.monotonic() - t0
+                why = ("the scenario did not finish" if waited > KRITA_TIME_LIMIT_S else
+                       "the plug-in never started the scenario" if waited > SCENARIO_START_LIMIT_S
+                       and not os.path.exists(started_path) else None)
+                if why:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    rc = f"killed by the watchdog after {waited:.0f} s: {why}"
     return rc, time.monotonic() - t0
 
 
@@ -171,7 +182,7 @@ def test_face_sketch_docker_in_real_krita(krita_installed, backend, tmp_path):
         json.dump(config, fh)
 
     try:
-        rc, seconds = _run_krita(home, config_path, str(tmp_path / "krita.log"))
+        rc, seconds = _run_krita(home, config_path, str(tmp_path / "krita.log"), report_path + ".started")
     finally:  # a backend the scenario auto-started must not outlive a failed run
         _kill_autostarted(home)
     log_tail = (tmp_path / "krita.log").read_text(errors="replace")[-3000:]
