@@ -230,7 +230,8 @@ def scenario(r: Runner):
 
     # ---- new face canvas
     docker.new_canvas_button.click()
-    yield 0.3
+    yield Wait(lambda: FaceCanvas.of(k.activeDocument()) is not None and k.activeDocument().activeNode() is not None
+               and k.activeDocument().activeNode().name() == "Sketch", 5, "the new face canvas with Sketch selected")
     doc = k.activeDocument()
     canvas = FaceCanvas.of(doc)
     r.check("new face canvas is the active document with layout metadata", canvas is not None)
