@@ -74,7 +74,8 @@ def generate(model, bank: FeatureBank, sketches: np.ndarray, female: np.ndarray,
             y = model.generate(blend(z, proj, {c: b for c in COMPONENTS}))
             faces[b].append(((y[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
         if with_shadow:
-            shadows.append(composite_shadow(model, shadow_components(model, bank, gender, proj))[0, 0].numpy())
+            shadows.append(composite_shadow(model, shadow_components(model, bank, gender, proj),
+                                            haze_quantile=0.5)[0, 0].numpy())
     out = {b: np.stack(v) for b, v in faces.items()}
     return (out, np.stack(shadows)) if with_shadow else out
 

@@ -166,12 +166,14 @@ def shadow_components(model: DeepFaceDrawing, bank: FeatureBank, gender: str,
     return out
 
 
-def composite_shadow(model: DeepFaceDrawing, shadows: Mapping[str, torch.Tensor]) -> torch.Tensor:
+def composite_shadow(model: DeepFaceDrawing, shadows: Mapping[str, torch.Tensor],
+                     haze_quantile: float | None = None) -> torch.Tensor:
     """Composite component shadows into one guide: (B,1,S,S) darkness in [0,1] (0 = nothing drawn).
 
     As the official GUI: the remainder shadow is lightened inside the component boxes, each component
     shadow is feathered at its edges and placed on a white canvas, darkness = clip(sum 0.5*dark_k +
-    dark_remainder), and the displayed background is 1 - 0.4 * darkness.
+    dark_remainder), and the displayed background is 1 - 0.4 * darkness. With haze_quantile, that quantile
+    of the darkness is taken as blank paper and subtracted (not in the official code).
     """
     cfg = model.cfg
     rem = shadows["remainder"]
@@ -186,4 +188,9 @@ def composite_shadow(model: DeepFaceDrawing, shadows: Mapping[str, torch.Tensor]
         dark = (1 - shadows[c]) * (1 - mask)
         total[:, :, y:y + n, x:x + n] += 0.5 * dark
     total += (1 - rem) * lighten
-    return (0.4 * total.clamp(0, 1)).clamp(0, 1)
+    total = total.clamp(0, 1)
+    if haze_quantile is not None:
+        # decoders that leave the paper light gray would veil the whole canvas: lift that floor (per face)
+        floor = torch.quantile(total.flatten(1), haze_quantile, dim=1)[:, None, None, None]
+        total = ((total - floor) / (1 - floor).clamp_min(1e-3)).clamp(0, 1)
+    return 0.4 * total

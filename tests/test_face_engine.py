@@ -11,12 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from backend.engines.base import EngineError, JobContext, WEIGHTS_DIR
+from backend.engines.base import EngineError, JobContext, weights_path
 from backend.engines.face import ENGINE, fit_to_canvas, sketch_gray
 from models.deepfacedrawing import COMPONENTS, DeepFaceDrawing, lite_config, save_safetensors
 
 torch.set_num_threads(1)
-SHIPPED = os.path.join(WEIGHTS_DIR, "face_lite.safetensors")
+SHIPPED = weights_path("face_lite.safetensors")  # honours FACESKETCH_WEIGHTS_DIR
 DATA = os.path.join(os.path.dirname(__file__), "data")
 
 

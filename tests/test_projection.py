@@ -108,3 +108,8 @@ def test_shadow_guide_is_the_weighted_decoded_neighbours():
     # a blank decoder output (all white) gives no guide at all
     white = {c: torch.ones_like(v) for c, v in comps.items()}
     assert composite_shadow(model, white).abs().max() == 0
+    # a uniform veil (a decoder that leaves the paper gray) is removed by the haze floor, strokes stay
+    veiled = {c: torch.full_like(v, 0.8) for c, v in comps.items()}
+    veiled["remainder"][..., 10:12, :] = 0.0
+    g = composite_shadow(model, veiled, haze_quantile=0.5)
+    assert g[0, 0, 100, 5] < 1e-6 and g[0, 0, 10, 5] > 0.3

@@ -111,7 +111,8 @@ class FaceEngine(Engine):
             if "shadow" in outputs:
                 job.progress(0.7, "drawing the guide")
                 job.check()
-                dark = composite_shadow(model, shadow_components(model, bank, gender, proj))[0, 0].float().cpu().numpy()
+                dark = composite_shadow(model, shadow_components(model, bank, gender, proj),
+                                        haze_quantile=0.5)[0, 0].float().cpu().numpy()
                 alpha = np.clip(restore_size(dark[..., None], box, layer.shape[:2]), 0, 1)
                 # black at the guide's darkness: over white paper this is exactly the official shadow image
                 result["shadow"] = np.concatenate([np.zeros(layer.shape[:2] + (3,), np.float32), alpha], axis=2)
