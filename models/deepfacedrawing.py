@@ -93,7 +93,8 @@ def official_config() -> DFDConfig:
         name="official", canvas=512, boxes=dict(OFFICIAL_BOXES), nose_trim=OFFICIAL_NOSE_TRIM, latent=512,
         enc_widths=(32, 64, 128, 256, 512), img_dec_widths=(512, 256, 128, 64, 32, 32),
         fm_widths=(512, 256, 256, 128, 64, 64), feature_channels=32, ngf=56, g_downsample=4, g_blocks=9,
-        block_slope=1.0, fm_norm_stats="sample")
+        # Jittor's BatchNorm(momentum=0.9) updates running + (batch - running) * 0.9: PyTorch's convention
+        block_slope=1.0, bn_momentum=0.9, fm_norm_stats="sample")
 
 
 def lite_config() -> DFDConfig:
