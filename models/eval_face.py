@@ -132,7 +132,7 @@ def main(argv=None) -> int:
     lines = [
         "# Face model (DeepFaceDrawing lite) on FS2K test",
         "",
-        f"Weights: `{os.path.relpath(args.weights, REPO)}` (config {model.cfg.name}, trained steps {steps}), "
+        f"Weights: `{_shown(args.weights)}` (config {model.cfg.name}, trained steps {steps}), "
         f"K = {args.k}, {n} test items{' (limit)' if args.limit else ''}, feature bank chosen by the FS2K gender label.",
         f"SSIM: grayscale SSIM (models.metrics) of the generated face against the true aligned photo, {S}x{S}.",
         f"SCOOT: between the input sketch and a sketch of the generated face made by the {sketcher.name}.",
@@ -160,6 +160,11 @@ def main(argv=None) -> int:
         json.dump({f"{k[0]} blend {k[1]}": v for k, v in rows.items()}, f, indent=1)
     print("\n".join(lines))
     return 0
+
+
+def _shown(path: str) -> str:
+    rel = os.path.relpath(os.path.abspath(path), REPO)
+    return path if rel.startswith("..") else rel
 
 
 def write_grid(path, sketches, shadow, faces, photos, n_rows, model, bank, k):
