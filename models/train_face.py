@@ -308,7 +308,7 @@ def train_stage2(args, cfg, data: FaceData, device, log) -> None:
     disc = MultiscaleDiscriminator(1 + 3, ndf=args.ndf).to(device)
     g_params = list(model.feature_decoders.parameters()) + list(model.generator.parameters())
     opt_g = torch.optim.Adam(g_params, lr=args.lr or 2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr or 2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=args.d_lr or args.lr or 2e-4, betas=(0.5, 0.999))
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     step = 0
     if args.resume and os.path.isfile(path):
@@ -320,6 +320,11 @@ def train_stage2(args, cfg, data: FaceData, device, log) -> None:
         opt_d.load_state_dict(ck["opt_d"])
         step = ck["step"]
         log(f"stage 2: resumed at step {step}")
+    # the learning rates given now win over the ones stored with the optimiser state
+    for group in opt_g.param_groups:
+        group["lr"] = args.lr or 2e-4
+    for group in opt_d.param_groups:
+        group["lr"] = args.d_lr or args.lr or 2e-4
     rng = np.random.default_rng(step + 7)
     gen = torch.Generator().manual_seed(step + 7)
     lat_std = {c: latents[c].std(0).mean().item() for c in COMPONENTS}
@@ -420,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=int, default=1, help="CPU threads (the machine is shared)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N training photos")
+    p.add_argument("--d-lr", type=float, default=None, help="stage 2 discriminator learning rate (default: --lr)")
     p.add_argument("--ndf", type=int, default=32)
     p.add_argument("--lambda-feat", type=float, default=10.0)
     p.add_argument("--lambda-l1", type=float, default=10.0)
