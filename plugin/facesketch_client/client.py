@@ -101,6 +101,9 @@ class _Connection:
             self.socket.curve_secretkey = client_secret_key.encode()
         self._monitor = self.socket.get_monitor_socket(_MONITOR_EVENTS)
         self.connected = False
+        # inproc sockets report no connection events; everything else does, so a message that ZeroMQ
+        # accepted while the backend was going away is noticed instead of waited on until the timeout
+        self._tracks_connection = not address.startswith("inproc://")
         self._auth_problem: str | None = None
         self.socket.connect(address)
         self._prefix = f"{os.getpid()}-{id(self) & 0xffff:x}-"
@@ -159,6 +162,11 @@ class _Connection:
                 self._auth_problem = (f"the backend at {self.address} speaks a different security mechanism: "
                                       "check the server key in the facesketch settings (it must be set exactly "
                                       "when the backend uses CURVE encryption)")
+
+    def lost_since(self, sent_at: float) -> bool:
+        """True when no backend has been connected for connect_timeout_s since a message was sent."""
+        return (self._tracks_connection and not self.connected
+                and time.monotonic() - sent_at > self.connect_timeout_s)
 
     def unreachable(self) -> BackendUnreachable:
         if self._auth_problem:
@@ -263,7 +271,8 @@ class Client(_Connection):
 
     def _request(self, msg, request_id, timeout: float, on_progress=None, is_cancelled=None):
         self._send(msg)
-        deadline = time.monotonic() + timeout
+        sent_at = time.monotonic()
+        deadline = sent_at + timeout
         poller = zmq.Poller()
         poller.register(self.socket, zmq.POLLIN)
         poller.register(self._monitor, zmq.POLLIN)
@@ -281,6 +290,8 @@ class Client(_Connection):
                     raise BackendError(ErrorCode.DISCONNECTED,
                                        f"the backend at {self.address} went away while working on this request "
                                        "(it was stopped or crashed); nothing was changed")
+            if self.lost_since(sent_at):
+                raise self.unreachable()
             if is_cancelled is not None and not cancel_sent and is_cancelled():
                 self.send_cancel(request_id)
                 cancel_sent = True
@@ -306,7 +317,8 @@ class Client(_Connection):
 
 
 class _AsyncJob:
-    __slots__ = ("id", "message", "on_result", "on_error", "on_progress", "deadline", "sent", "send_deadline")
+    __slots__ = ("id", "message", "on_result", "on_error", "on_progress", "deadline", "sent", "send_deadline",
+                 "sent_at")
 
     def __init__(self, request_id, message, on_result, on_error, on_progress, deadline, send_deadline):
         self.id = request_id
@@ -317,6 +329,7 @@ class _AsyncJob:
         self.deadline = deadline
         self.send_deadline = send_deadline
         self.sent = False
+        self.sent_at = 0.0
 
 
 class AsyncClient(_Connection):
@@ -379,6 +392,7 @@ class AsyncClient(_Connection):
         except zmq.Again:
             return
         job.sent = True
+        job.sent_at = time.monotonic()
         job.message = None  # the frames are ZeroMQ's now; drop our reference
 
     def _fail(self, job: _AsyncJob, error: BackendError) -> None:
@@ -424,6 +438,9 @@ class AsyncClient(_Connection):
                 if not job.sent and now >= job.send_deadline:
                     del self._jobs[job.id]
                     self._fail(job, self.unreachable())
+            elif self.lost_since(job.sent_at):
+                del self._jobs[job.id]
+                self._fail(job, self.unreachable())
             elif now >= job.deadline:
                 del self._jobs[job.id]
                 self.send_cancel(job.id)
