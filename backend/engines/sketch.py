@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import EngineError, Engine, ImageInput, JobContext, Param, as_float
+from .base import EngineError, Engine, ImageInput, JobContext, Param, as_float, weights_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WEIGHTS_DIR = os.path.join(REPO, "models", "weights")
@@ -61,13 +61,15 @@ class SketchEngine(Engine):
     default_outputs = ("sketch",)
 
     def __init__(self, weights_dir: str | None = None):
-        self.weights_dir = weights_dir or WEIGHTS_DIR
+        self.weights_dir = weights_dir  # None: the shipped folder, or FACESKETCH_WEIGHTS_DIR (weights_path)
         self._models: dict[str, tuple] = {}
         self._lock = threading.Lock()
 
     # -- readiness and loading ----------------------------------------------------------------
 
     def _paths(self) -> tuple[str, str]:
+        if self.weights_dir is None:
+            return weights_path(SKETCH_WEIGHTS), weights_path(DEPTH_WEIGHTS)
         return os.path.join(self.weights_dir, SKETCH_WEIGHTS), os.path.join(self.weights_dir, DEPTH_WEIGHTS)
 
     def readiness(self) -> tuple[bool, str]:
