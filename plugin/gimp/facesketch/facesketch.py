@@ -38,6 +38,14 @@ PIXEL_FORMAT = "R'G'B'A u8"
 RW = GObject.ParamFlags.READWRITE
 
 
+def _add_advanced_arguments(procedure, default_engine):
+    """The two advanced arguments both filters share (scripts and the host test use them)."""
+    procedure.add_string_argument("engine", "Engine", "Backend engine (advanced: 'echo' tests the transport)",
+                                  default_engine, RW)
+    procedure.add_string_argument("extra-params", "Extra parameters",
+                                  "Advanced: more engine parameters as a JSON object, e.g. {\"k\": 5}", "", RW)
+
+
 class PluginError(Exception):
     """A failure to report to the user in plain words (status EXECUTION_ERROR, nothing added)."""
 
@@ -526,10 +534,7 @@ class FaceSketch(Gimp.PlugIn):
                               "Opacity of the sketch layer over the original", 0.0, 100.0, 100.0, RW)
         p.add_boolean_argument("add-depth", "Also add the _depth map as a layer",
                                "Add the depth map the sketch is drawn from as a second layer", False, RW)
-        p.add_string_argument("engine", "Engine", "Backend engine (advanced: 'echo' tests the transport)",
-                              "sketch", RW)
-        p.add_string_argument("extra-params", "Extra parameters",
-                              "Advanced: more engine parameters as a JSON object, e.g. {\"k\": 5}", "", RW)
+        _add_advanced_arguments(p, "sketch")
         return p
 
     def _face(self, name):
@@ -550,10 +555,7 @@ class FaceSketch(Gimp.PlugIn):
                                "Add the shadow guide image as a second layer", False, RW)
         p.add_double_argument("opacity", "Blend over _original (%)",
                               "Opacity of the face layer over the sketch", 0.0, 100.0, 100.0, RW)
-        p.add_string_argument("engine", "Engine", "Backend engine (advanced: 'echo' tests the transport)",
-                              "face", RW)
-        p.add_string_argument("extra-params", "Extra parameters",
-                              "Advanced: more engine parameters as a JSON object, e.g. {\"k\": 5}", "", RW)
+        _add_advanced_arguments(p, "face")
         return p
 
     def _settings(self, name):
