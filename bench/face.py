@@ -1,13 +1,17 @@
 """Per-face latency of the face model, lite and official side by side, on the current device.
 
     python -m bench.face [--configs lite,official] [--repeats 5] [--threads N] [--device auto|cpu|cuda] [--fp16]
+                         [--service] [--layer-sizes 256,1024]
 
 Times one sketch -> face (encode the 5 components, project onto a feature bank with K=10, feature maps,
 generator) at batch 1, after a warm-up, and reports the median. The official network runs with RANDOM weights
 (the released weights are not shipped; timing does not depend on the values) and a random feature bank of
 the official size (11456 female rows). The lite network uses models/weights/face_lite.safetensors when it
-exists (else random weights, said so in the output). With --engine, the `face` engine's whole run (layer
-fitting, projection, generation, resize back) is timed too, as the service calls it.
+exists (else random weights, said so in the output).
+
+With --service, the lite face is also timed on a real layer (tests/data/rough_sketch.png resized to each of
+--layer-sizes) three ways side by side: the model alone, the `face` engine's whole run, and a round trip
+through a real backend process over ZeroMQ (the latency a user sees; target < 0.5 s at the 256 canvas).
 """
 from __future__ import annotations
 
@@ -62,22 +66,73 @@ def time_model(model, bank, device, repeats: int, fp16: bool) -> list[float]:
     return times
 
 
-def time_engine(repeats: int) -> list[float] | None:
+def time_layers(repeats: int, threads: int, sizes: list[int]) -> list[tuple[str, list[float]]] | None:
+    """The lite face from tests/data/rough_sketch.png three ways, interleaved so machine noise hits all alike:
+    the model alone (256 canvas), the face engine's whole run in this process (layer fitting, projection,
+    generation, resize back), and a round trip through a real `python -m backend serve` over ZeroMQ."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from PIL import Image as PILImage
+
     from backend.engines.base import JobContext
-    from backend.engines.face import ENGINE
+    from backend.engines.face import ENGINE, fit_to_canvas, sketch_gray
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, os.path.join(root, "plugin"))
+    from facesketch_client import Client, Image
+
     eng = ENGINE()
     if not eng.readiness()[0]:
         return None
-    layer = np.full((256, 256, 4), 255, np.uint8)
-    layer[100:102, 60:200, :3] = 0
+    sketch = PILImage.open(os.path.join(root, "tests", "data", "rough_sketch.png")).convert("RGBA")
+    layers = {n: np.asarray(sketch.resize((n, n), PILImage.BILINEAR)) for n in sizes}
+    layer = layers[sizes[0]]
     params = eng.validate_params({})
-    times = []
-    for i in range(repeats + 1):
-        t = time.perf_counter()
-        eng.run({"image": layer}, params, ["face"], JobContext("cpu"))
-        if i:
-            times.append(time.perf_counter() - t)
-    return times
+    model, bank = eng._get("cpu")
+    x = (torch.from_numpy(fit_to_canvas(sketch_gray(layer), model.cfg.canvas)[0]) - 0.5) * 2
+
+    def model_only():
+        with torch.inference_mode():
+            z = model.encode(x[None, None])
+            float(model.generate(blend(z, bank.project(z, "female", 10), {c: 1.0 for c in COMPONENTS}))[0, 0, 0, 0])
+
+    port = _free_port()
+    tmp = tempfile.mkdtemp(prefix="facesketch-bench-")
+    env = dict(os.environ, FACESKETCH_SETTINGS=os.path.join(tmp, "settings.json"), XDG_STATE_HOME=tmp,
+               PYTHONPATH=os.pathsep.join([root, os.path.join(root, "plugin")]))
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    proc = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--bind", f"tcp://127.0.0.1:{port}",
+                             "--device", "cpu", "--log-level", "warning"], env=env, cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    client = Client(f"tcp://127.0.0.1:{port}", timeout_s=120)
+    ways = {"model alone (256 canvas)": model_only}
+    for n, a in layers.items():  # default arguments bind this size's layer
+        img = Image(n, n, "RGBA8", a.tobytes())
+        ways[f"engine run ({n}x{n} layer)"] = lambda a=a: eng.run({"image": a}, params, ["face"], JobContext("cpu"))
+        ways[f"through the service ({n}x{n} layer)"] = lambda img=img: client.run("face", {"image": img})["face"]
+    times = {k: [] for k in ways}
+    try:
+        for i in range(repeats + 1):
+            for k, fn in ways.items():
+                t = time.perf_counter()
+                fn()
+                if i:  # the first round is the warm-up (weights load, connections)
+                    times[k].append(time.perf_counter() - t)
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(10)
+    return list(times.items())
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def main(argv=None) -> int:
@@ -87,7 +142,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch default)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--fp16", action="store_true", help="fp16 autocast on CUDA")
-    p.add_argument("--engine", action="store_true", help="also time the face engine's whole run (lite, CPU)")
+    p.add_argument("--service", action="store_true",
+                   help="also time the lite face on a real layer: model alone, engine run, and through the service (CPU)")
+    p.add_argument("--layer-sizes", default="256,1024", help="square layer sizes for --service")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -103,10 +160,15 @@ def main(argv=None) -> int:
         print(f"{name:<10} {model.cfg.canvas:>6} {n / 1e6:>9.1f}M {1000 * statistics.median(t):>10.1f} "
               f"{1000 * min(t):>8.1f}  {kind}", flush=True)
         del model, bank
-    if args.engine:
-        t = time_engine(args.repeats)
-        print("face engine (lite, whole run): " + ("not ready (no trained weights)" if t is None else
-              f"median {1000 * statistics.median(t):.1f} ms, min {1000 * min(t):.1f} ms"))
+    if args.service:
+        timed = time_layers(args.repeats, args.threads, [int(n) for n in args.layer_sizes.split(",")])
+        if timed is None:
+            print("face engine: not ready (no trained weights)")
+        else:
+            base = statistics.median(timed[0][1])
+            print(f"\nlite face on the CPU, median of {args.repeats} (interleaved):")
+            for label, t in timed:
+                print(f"{label:<42} {1000 * statistics.median(t):8.1f} ms  x{statistics.median(t) / base:.2f}")
     return 0
 
 
