@@ -66,6 +66,17 @@ def time_model(model, bank, device, repeats: int, fp16: bool) -> list[float]:
     return times
 
 
+def gflops(model, bank) -> float:
+    """Floating-point work of one face (encode, project, generate), counted by torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+    S = model.cfg.canvas
+    x = torch.ones(1, 1, S, S, device=next(model.parameters()).device)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        z = model.encode(x)
+        model.generate(blend(z, bank.project(z, "female", 10), {c: 1.0 for c in COMPONENTS}))
+    return counter.get_total_flops() / 1e9
+
+
 def time_layers(repeats: int, threads: int, sizes: list[int]) -> list[tuple[str, list[float]]] | None:
     """The lite face from tests/data/rough_sketch.png three ways, interleaved so machine noise hits all alike:
     the model alone (256 canvas), the face engine's whole run in this process (layer fitting, projection,
@@ -152,12 +163,12 @@ def main(argv=None) -> int:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"face model latency per face, batch 1, median of {args.repeats} after a warm-up, on {where}"
           f"{' (fp16 autocast)' if args.fp16 and device.type == 'cuda' else ''}")
-    print(f"{'config':<10} {'canvas':>6} {'params':>10} {'median ms':>10} {'min ms':>8}  weights")
+    print(f"{'config':<10} {'canvas':>6} {'params':>10} {'GFLOP':>7} {'median ms':>10} {'min ms':>8}  weights")
     for name in args.configs.split(","):
         model, bank, kind = build(name.strip(), device)
         n = sum(p.numel() for p in model.parameters())
         t = time_model(model, bank, device, args.repeats, args.fp16)
-        print(f"{name:<10} {model.cfg.canvas:>6} {n / 1e6:>9.1f}M {1000 * statistics.median(t):>10.1f} "
+        print(f"{name:<10} {model.cfg.canvas:>6} {n / 1e6:>9.1f}M {gflops(model, bank):>7.1f} {1000 * statistics.median(t):>10.1f} "
               f"{1000 * min(t):>8.1f}  {kind}", flush=True)
         del model, bank
     if args.service:
