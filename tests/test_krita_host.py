@@ -12,7 +12,8 @@ What happens (about a minute; the apt install adds ~30 s the first time):
    stopped), writes a JSON report of named checks and quits. Krita exits 0 whatever happens inside, so
    the report is the verdict; a watchdog kills Krita if the scenario hangs.
 
-Set FACESKETCH_SCREENSHOT_DIR to keep the screenshots (docs/krita-docker.png is made that way).
+Set FACESKETCH_SCREENSHOT_DIR to keep the screenshots (docs/krita-docker.png and docs/krita-docker-face.png are
+made that way; the face one then shows tests/data/rough_sketch.png drawn in the Sketch layer).
 """
 import json
 import os
@@ -177,6 +178,8 @@ def test_face_sketch_docker_in_real_krita(krita_installed, backend, tmp_path):
     command = install.default_backend_command(venv) if os.path.isdir(venv) else [sys.executable, "-m", "backend", "serve"]
     config = {"report": report_path, "backend_pid": backend["pid"], "screenshot_dir": shots, "quit": True,
               "time_limit_s": SCENARIO_TIME_LIMIT_S, "backend_command": command}
+    if os.environ.get("FACESKETCH_SCREENSHOT_DIR"):  # docs run: the face screenshot shows a whole drawn face
+        config["docs_sketch"] = os.path.join(ROOT, "tests", "data", "rough_sketch.png")
     config_path = str(tmp_path / "scenario.json")
     with open(config_path, "w") as fh:
         json.dump(config, fh)

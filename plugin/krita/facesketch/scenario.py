@@ -1,7 +1,8 @@
 """Test hook: a scripted session in real Krita, driven through the docker's widgets and actions.
 
 Runs only when FACESKETCH_KRITA_SCENARIO names a JSON config (tests/test_krita_host.py writes it):
-    {"report": path, "backend_pid": int, "screenshot_dir": path or null, "quit": true, "time_limit_s": 240}
+    {"report": path, "backend_pid": int, "screenshot_dir": path or null, "quit": true, "time_limit_s": 240,
+     "docs_sketch": optional image drawn into the Sketch layer for the face screenshot}
 It writes a JSON report of named checks, then quits Krita. kritarunner and Krita exit 0 whatever
 happens inside, so the report is the verdict.
 
@@ -272,7 +273,10 @@ def scenario(r: Runner):
             r.check("real face engine: preview is opaque and not blank",
                     min(fpx[3::4]) == 255 and len(set(fpx[0::4])) > 8)
             yield 0.3
-            _screenshot(r, "krita-docker-face.png")
+            if r.config.get("docs_sketch"):
+                yield from _docs_face_shot(r, docker, face, sketch, size)
+            else:
+                _screenshot(r, "krita-docker-face.png")
         docker.shadow_check.setChecked(True)
         docker.generate_button.click()
         entry = face.log[-1]
@@ -696,6 +700,29 @@ def _process_gone(pid: int) -> bool:
             return any(line.startswith("State:") and "Z" in line.split()[1] for line in fh)
     except OSError:
         return True
+
+
+def _docs_face_shot(r: Runner, docker, face, sketch, size: int):
+    """For docs/krita-docker-face.png (config "docs_sketch": an image of a whole drawn face): that drawing in the
+    Sketch layer, a face and its guide generated from it, the screenshot, then the scenario's strokes back."""
+    from .qt import QImage, FORMAT_ARGB32
+    before = bytes(sketch.pixelData(0, 0, size, size))
+    img = QImage(r.config["docs_sketch"]).scaled(size, size).convertToFormat(FORMAT_ARGB32)
+    data = bytearray(img.constBits().asstring(size * size * 4))
+    for o in range(0, len(data), 4):  # dark strokes stay, paper becomes transparent (as a user's Sketch layer)
+        data[o + 3] = 255 - min(data[o:o + 3])
+        data[o:o + 3] = b"\x00\x00\x00"
+    sketch.setPixelData(bytes(data), 0, 0, size, size)
+    docker.shadow_check.setChecked(True)
+    docker.generate_button.click()
+    entry = face.log[-1]
+    ok = yield Wait(lambda: entry["state"] != "submitted", 60, "the face for the docs screenshot")
+    yield 0.5
+    if ok and entry["state"] == "done":
+        _screenshot(r, "krita-docker-face.png")
+    docker.shadow_check.setChecked(False)
+    sketch.setPixelData(before, 0, 0, size, size)
+    yield 0.2
 
 
 def _screenshot(r: Runner, name: str):
