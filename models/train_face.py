@@ -13,7 +13,8 @@ photos with models.pencil (a careful pencil rendering and a rough one). The feat
 weights holds the stage-1 encoders' latents of all these training sketches, with gender labels.
 
 State (checkpoints, cached synthetic sketches, samples, log) lives in STATEDIR, outside the repository.
-Checkpoints are written atomically every few minutes; --resume continues from the last one.
+Checkpoints are written atomically every few minutes and when the run is stopped (SIGTERM or Ctrl-C); --resume
+continues from the last one.
 """
 from __future__ import annotations
 
@@ -180,6 +181,18 @@ def feature_matching(fake, real):
 
 # ---------------------------------------------------------------------------------------------- state
 
+def stop_on_signal() -> dict:
+    """SIGTERM / Ctrl-C end the current step, write the checkpoint and stop (then --resume goes on)."""
+    import signal
+    stop = {"now": False}
+
+    def on_signal(signum, frame):
+        stop["now"] = True
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stop
+
+
 def save_atomic(obj, path: str) -> None:
     tmp = path + ".tmp"
     torch.save(obj, tmp)
@@ -230,7 +243,8 @@ def train_stage1(args, cfg, data: FaceData, device, log) -> None:
     model.train()
     model.feature_decoders.eval()
     t0, last_ck, run = time.time(), time.time(), {}
-    while step < args.steps:
+    stop = stop_on_signal()
+    while step < args.steps and not stop["now"]:
         idx = rng.integers(0, len(data), args.batch)
         x = augment_sketch(sketch_batch(data.sketches, idx, device), gen)
         crops = model.crop_components(x)
@@ -267,10 +281,10 @@ def train_stage1(args, cfg, data: FaceData, device, log) -> None:
             save_grid([[a, b] for a, b in zip(to_u8(xs), to_u8(out))], os.path.join(args.out, "samples", f"s1_{step:06d}.png"))
             model.train()
             model.feature_decoders.eval()
-        if time.time() - last_ck > args.checkpoint_s or step == args.steps:
+        if time.time() - last_ck > args.checkpoint_s or step == args.steps or stop["now"]:
             save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "config": cfg.name}, path)
             last_ck = time.time()
-    log(f"stage 1 finished at step {step}")
+    log(f"stage 1 {'stopped' if stop['now'] else 'finished'} at step {step}")
 
 
 @torch.no_grad()
@@ -334,7 +348,8 @@ def train_stage2(args, cfg, data: FaceData, device, log) -> None:
     model.generator.train()
     t0, last_ck, run = time.time(), time.time(), {}
     amp = dict(device_type="cuda", dtype=torch.float16, enabled=device.type == "cuda")
-    while step < args.steps:
+    stop = stop_on_signal()
+    while step < args.steps and not stop["now"]:
         idx = rng.integers(0, len(data), args.batch)
         z = {c: latents[c][idx].to(device) for c in COMPONENTS}
         # a little latent noise: at test time the decoders see projected (blended) latents, not exact ones
@@ -376,12 +391,12 @@ def train_stage2(args, cfg, data: FaceData, device, log) -> None:
                                                  data.photos[data.photo_of[fixed]])]
             save_grid(rows, os.path.join(args.out, "samples", f"s2_{step:06d}.png"))
             model.generator.train()
-        if time.time() - last_ck > args.checkpoint_s or step == args.steps:
+        if time.time() - last_ck > args.checkpoint_s or step == args.steps or stop["now"]:
             save_atomic({"feature_decoders": model.feature_decoders.state_dict(), "generator": model.generator.state_dict(),
                          "disc": disc.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
                          "step": step, "config": cfg.name}, path)
             last_ck = time.time()
-    log(f"stage 2 finished at step {step}")
+    log(f"stage 2 {'stopped' if stop['now'] else 'finished'} at step {step}")
 
 
 def export(args, cfg, device, log) -> str:

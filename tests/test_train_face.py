@@ -43,3 +43,28 @@ def test_train_both_stages_resume_and_export(tmp_path):
     assert n_variants >= 1 and bank["nose"].shape == (4 * n_variants, 256)
     assert gender.tolist()[:4] == [1, 0, 1, 0]   # FS2K gender 1 = male -> bank label 0
     assert '"stage2": 2' in meta["trained_steps"]
+
+
+def test_sigterm_writes_a_checkpoint_and_stops(tmp_path):
+    """Stopping a long run (SIGTERM, Ctrl-C) keeps its progress: a checkpoint at the step reached, then exit 0."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    pack, state = str(tmp_path / "pack"), str(tmp_path / "state")
+    make_pack(pack)
+    proc = subprocess.Popen([sys.executable, "-m", "models.train", "face", "--data", pack, "--out", state,
+                             "--stage", "1", "--steps", "100000", "--batch", "1", "--log-every", "1",
+                             "--sample-every", "100000", "--checkpoint-s", "100000"],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    for line in proc.stdout:  # wait until it trains
+        if "stage 1 step 2 " in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, rest
+    assert "stage 1 stopped at step" in rest
+    step = torch.load(os.path.join(state, "stage1.pt"), weights_only=False)["step"]
+    assert 2 <= step < 100000
