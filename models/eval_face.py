@@ -7,8 +7,8 @@ with models.pencil.rough_sketch) at blend 0 (no projection: follow the lines), 0
 projection), with the FS2K gender label choosing the feature bank. Measures:
 * SSIM (models.metrics, grayscale) between the generated face and the true aligned photo;
 * SCOOT between the input sketch and a sketch of the generated face (the `sketch` engine when it is ready,
-  else models.pencil.pencil_sketch), i.e. how well the face follows the lines (on the first M of the evaluated
-  items only: the sketch engine costs about a second per face on a CPU);
+  else models.pencil.pencil_sketch), i.e. how well the face follows the lines (on M of the evaluated items,
+  spread evenly: the sketch engine costs about a second per face on a CPU);
 * locality of the blend weights: on the same M items, the mean change of the face when one component's blend
   goes from 0 to 1 (all others 0), inside that component's box and outside it.
 `--limit N` takes N items spread evenly over the split (all three styles and both genders stay represented).
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m models.eval face", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="FS2K pack directory")
     p.add_argument("--limit", type=int, default=None, help="N test items spread evenly (default: all 1046)")
-    p.add_argument("--scoot-limit", type=int, default=60, help="SCOOT and locality on the first M evaluated items")
+    p.add_argument("--scoot-limit", type=int, default=60, help="SCOOT and locality on M of the evaluated items, spread evenly")
     p.add_argument("--weights", default=DEFAULT_WEIGHTS)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--out", default=os.path.join(REPO, "docs", "results"))
@@ -181,8 +181,9 @@ def main(argv=None) -> int:
         "|---|---|---|---|",
     ] + [f"| {SHOWN_NAMES[c]} | {i:.2f} | {o:.2f} | {i / max(o, 1e-6):.1f} |" for c, (i, o) in local.items()] + [
         "",
-        "`face_components.png`: the first test sketch, then `tests/data/rough_sketch.png`; top row: the sketch, the face at blend 0, then each component's "
-        "blend at 1 alone; bottom row: the change from blend 0 (x4), with the component's box.",
+        "`face_components.png`: the first test sketch, then `tests/data/rough_sketch.png`; top row: the sketch, "
+        "the face at blend 0, then each component's blend at 1 alone; bottom row: the change from blend 0 (x4), "
+        "with the component's box.",
         "",
         f"Evaluation took {time.time() - t0:.0f} s on {'cuda' if torch.cuda.is_available() else 'cpu'}"
         f" ({time.strftime('%Y-%m-%d')}).",
