@@ -126,6 +126,17 @@ def d_hinge(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
 
 # -- state -----------------------------------------------------------------------------------
 
+def stop_on_signal() -> dict:
+    """SIGTERM / Ctrl-C set stop["now"]: the training loop ends its step, writes a checkpoint and stops."""
+    stop = {"now": False}
+
+    def on_signal(signum, frame):
+        stop["now"] = True
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stop
+
+
 def _save(state_dir: str, payload: dict) -> None:
     tmp = os.path.join(state_dir, "last.pt.tmp")
     torch.save(payload, tmp)
@@ -280,12 +291,7 @@ def run(kind: str, args) -> int:
     print(f"{kind}: {sum(p.numel() for p in trainer.G.parameters()) / 1e6:.2f}M params, "
           f"{len(pack)} training images, device {trainer.device}"
           + (f", discriminator {trainer.d_desc}" if trainer.D is not None else ""), flush=True)
-    stop = {"now": False}
-
-    def on_signal(signum, frame):
-        stop["now"] = True
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signal()
 
     log_path = os.path.join(args.out, "log.tsv")
     t0, running, running_n = time.time(), {}, 0

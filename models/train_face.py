@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .deepfacedrawing import COMPONENTS, DeepFaceDrawing, get_config, save_safetensors
+from .train import stop_on_signal
 
 DEFAULT_STATE = os.path.join(os.path.expanduser("~"), ".cache", "facesketch", "train", "face_lite")
 
@@ -180,18 +181,6 @@ def feature_matching(fake, real):
 
 
 # ---------------------------------------------------------------------------------------------- state
-
-def stop_on_signal() -> dict:
-    """SIGTERM / Ctrl-C end the current step, write the checkpoint and stop (then --resume goes on)."""
-    import signal
-    stop = {"now": False}
-
-    def on_signal(signum, frame):
-        stop["now"] = True
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    return stop
-
 
 def save_atomic(obj, path: str) -> None:
     tmp = path + ".tmp"
