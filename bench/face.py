@@ -82,7 +82,6 @@ def time_layers(repeats: int, threads: int, sizes: list[int]) -> list[tuple[str,
     the model alone (256 canvas), the face engine's whole run in this process (layer fitting, projection,
     generation, resize back), and a round trip through a real `python -m backend serve` over ZeroMQ."""
     import os
-    import subprocess
     import sys
     import tempfile
 
@@ -91,7 +90,7 @@ def time_layers(repeats: int, threads: int, sizes: list[int]) -> list[tuple[str,
     from backend.engines.base import JobContext
     from backend.engines.face import ENGINE, fit_to_canvas, sketch_gray
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sys.path.insert(0, os.path.join(root, "plugin"))
+    from bench.transport import free_port, start  # also puts the plug-in's client on sys.path
     from facesketch_client import Client, Image
 
     eng = ENGINE()
@@ -109,15 +108,14 @@ def time_layers(repeats: int, threads: int, sizes: list[int]) -> list[tuple[str,
             z = model.encode(x[None, None])
             float(model.generate(blend(z, bank.project(z, "female", 10), {c: 1.0 for c in COMPONENTS}))[0, 0, 0, 0])
 
-    port = _free_port()
+    port = free_port()
     tmp = tempfile.mkdtemp(prefix="facesketch-bench-")
     env = dict(os.environ, FACESKETCH_SETTINGS=os.path.join(tmp, "settings.json"), XDG_STATE_HOME=tmp,
                PYTHONPATH=os.pathsep.join([root, os.path.join(root, "plugin")]))
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
-    proc = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--bind", f"tcp://127.0.0.1:{port}",
-                             "--device", "cpu", "--log-level", "warning"], env=env, cwd=root,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = start([sys.executable, "-m", "backend", "serve", "--bind", f"tcp://127.0.0.1:{port}",
+                  "--device", "cpu", "--log-level", "warning"], env)
     client = Client(f"tcp://127.0.0.1:{port}", timeout_s=120)
     ways = {"model alone (256 canvas)": model_only}
     for n, a in layers.items():  # default arguments bind this size's layer
@@ -137,13 +135,6 @@ def time_layers(repeats: int, threads: int, sizes: list[int]) -> list[tuple[str,
         proc.terminate()
         proc.wait(10)
     return list(times.items())
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main(argv=None) -> int:
