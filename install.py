@@ -1229,7 +1229,7 @@ def check_target(t: HostTarget, override_python: Optional[list] = None, plugin_s
 # Settings
 
 def default_backend_command(venv: str) -> list:
-    return [venv_python(venv), "-m", "backend", "serve"]
+    return [venv_python(venv), "-m", "facesketch", "serve"]
 
 
 def write_default_settings(ops: Ops, settings_path: str, venv: str) -> None:
@@ -1244,7 +1244,7 @@ def write_default_settings(ops: Ops, settings_path: str, venv: str) -> None:
     bc = list(s.backend_command)
     if not bc:
         s.backend_command = cmd
-    elif len(bc) >= 4 and bc[1:4] == ["-m", "backend", "serve"] and bc[0] != cmd[0]:
+    elif len(bc) >= 4 and bc[1:4] == ["-m", "facesketch", "serve"] and bc[0] != cmd[0]:
         s.backend_command = [cmd[0]] + bc[1:]  # keep extra arguments the user added
     if exists and s.backend_command == bc:
         ops.say(f"==> Settings {settings_path}: kept as they are")
@@ -1389,7 +1389,7 @@ def cmd_check(a, targets: list, host_python: Optional[list], settings_path: str)
                    if not m.endswith("(left to pip)")]
         pth = os.path.join(info["purelib"], PTH)
         if not os.path.isfile(pth):
-            missing.append(f"{PTH} (python -m backend from any folder)")
+            missing.append(f"{PTH} (facesketch from any folder)")
         status = "ok" if not missing else "PROBLEM: " + ", ".join(missing)
         torch_v = info["have"].get("torch", "none")
         print(f"backend venv: {a.venv} (Python {info['version']}, torch {torch_v}): {status}")
@@ -1490,7 +1490,7 @@ def main(argv: Optional[list] = None) -> int:
         s = fs_settings.load(settings_path)
         extra = [] if "--bind" in rest else ["--bind", s.address]
         extra += [] if "--log-level" in rest else ["--log-level", s.log_level]
-        cmd = [py, "-m", "backend", "serve", *extra, *rest]
+        cmd = [py, "-m", "facesketch", "serve", *extra, *rest]
         ops.say("==> Starting the backend: " + " ".join(cmd))
         if ops.dry_run:
             return 0

@@ -1,4 +1,4 @@
-"""Command line: `python -m backend serve | ping | keys | sketchify | face`."""
+"""Command line: `facesketch serve | ping | keys | sketchify | face`."""
 from __future__ import annotations
 
 import argparse
@@ -62,7 +62,7 @@ def load_curve(keydir: str) -> CurveConfig:
     clients = os.path.join(keydir, "clients")
     if not os.path.isfile(secret_file) or not os.path.isdir(clients):
         raise SystemExit(f"--curve {keydir}: expected server.key_secret and a clients/ folder there; "
-                         f"make them with: python -m backend keys --dir {keydir}")
+                         f"make them with: facesketch keys --dir {keydir}")
     public, secret = zmq.auth.load_certificate(secret_file)
     return CurveConfig(public, secret, clients)
 
@@ -126,7 +126,7 @@ def cmd_keys(args) -> int:
         path = fs_settings.save(s)
         print(f"wrote the keys into {path}")
     print(f"Server keys in {args.dir}; client '{args.client}' is on the allow-list ({args.dir}/clients).")
-    print(f"Start the backend with: python -m backend serve --bind tcp://0.0.0.0:{protocol.DEFAULT_PORT} --curve {args.dir}")
+    print(f"Start the backend with: facesketch serve --bind tcp://0.0.0.0:{protocol.DEFAULT_PORT} --curve {args.dir}")
     print("Put these in the facesketch settings of the client machine (Backend settings dialog):")
     for k, v in values.items():
         print(f"  {k}: {v}")
@@ -274,7 +274,7 @@ def cmd_face(args) -> int:
 # -- parser -----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m backend", description="facesketch backend")
+    p = argparse.ArgumentParser(prog="facesketch", description="facesketch backend")
     p.add_argument("--version", action="version", version=f"facesketch {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 

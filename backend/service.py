@@ -70,7 +70,7 @@ class Service:
             raise ValueError(
                 f"refusing to listen on {bind}: that address is reachable from other machines, and without "
                 "encryption anyone there could use this backend. Configure CURVE keys (--curve KEYDIR, "
-                "made by 'python -m backend keys') or pass --insecure if this network is trusted.")
+                "made by 'facesketch keys') or pass --insecure if this network is trusted.")
         self.bind_address = bind
         self.engines = engines
         self.device = device

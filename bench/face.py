@@ -1,6 +1,6 @@
 """Per-face latency of the face model, lite and official side by side, on the current device.
 
-    python -m bench.face [--configs lite,official] [--repeats 5] [--threads N] [--device auto|cpu|cuda] [--fp16]
+    python -m facesketch.bench.face [--configs lite,official] [--repeats 5] [--threads N] [--device auto|cpu|cuda] [--fp16]
                          [--service] [--layer-sizes 256,1024]
 
 Times one sketch -> face (encode the 5 components, project onto a feature bank with K=10, feature maps,
@@ -22,8 +22,8 @@ import time
 import numpy as np
 import torch
 
-from models.deepfacedrawing import COMPONENTS, DeepFaceDrawing, get_config
-from models.projection import FeatureBank, blend
+from facesketch.models.deepfacedrawing import COMPONENTS, DeepFaceDrawing, get_config
+from facesketch.models.projection import FeatureBank, blend
 
 
 def sync(device):
@@ -34,8 +34,8 @@ def sync(device):
 def build(name: str, device):
     import os
 
-    from backend.engines.base import weights_path
-    from models.deepfacedrawing import load_safetensors
+    from facesketch.backend.engines.base import weights_path
+    from facesketch.models.deepfacedrawing import load_safetensors
     path = weights_path("face_lite.safetensors")
     if name == "lite" and os.path.isfile(path):
         model, bank, gender, _ = load_safetensors(path, device)
@@ -80,17 +80,17 @@ def gflops(model, bank) -> float:
 def time_layers(repeats: int, threads: int, sizes: list[int]) -> list[tuple[str, list[float]]] | None:
     """The lite face from tests/data/rough_sketch.png three ways, interleaved so machine noise hits all alike:
     the model alone (256 canvas), the face engine's whole run in this process (layer fitting, projection,
-    generation, resize back), and a round trip through a real `python -m backend serve` over ZeroMQ."""
+    generation, resize back), and a round trip through a real `facesketch serve` over ZeroMQ."""
     import os
     import sys
     import tempfile
 
     from PIL import Image as PILImage
 
-    from backend.engines.base import JobContext
-    from backend.engines.face import ENGINE, fit_to_canvas, sketch_gray
+    from facesketch.backend.engines.base import JobContext
+    from facesketch.backend.engines.face import ENGINE, fit_to_canvas, sketch_gray
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    from bench.transport import free_port, start  # also puts the plug-in's client on sys.path
+    from facesketch.bench.transport import free_port, start
     from facesketch_client import Client, Image
 
     eng = ENGINE()
@@ -110,11 +110,10 @@ def time_layers(repeats: int, threads: int, sizes: list[int]) -> list[tuple[str,
 
     port = free_port()
     tmp = tempfile.mkdtemp(prefix="facesketch-bench-")
-    env = dict(os.environ, FACESKETCH_SETTINGS=os.path.join(tmp, "settings.json"), XDG_STATE_HOME=tmp,
-               PYTHONPATH=os.pathsep.join([root, os.path.join(root, "plugin")]))
+    env = dict(os.environ, FACESKETCH_SETTINGS=os.path.join(tmp, "settings.json"), XDG_STATE_HOME=tmp)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
-    proc = start([sys.executable, "-m", "backend", "serve", "--bind", f"tcp://127.0.0.1:{port}",
+    proc = start([sys.executable, "-m", "facesketch", "serve", "--bind", f"tcp://127.0.0.1:{port}",
                   "--device", "cpu", "--log-level", "warning"], env)
     client = Client(f"tcp://127.0.0.1:{port}", timeout_s=120)
     ways = {"model alone (256 canvas)": model_only}
@@ -138,7 +137,7 @@ def time_layers(repeats: int, threads: int, sizes: list[int]) -> list[tuple[str,
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.face", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m facesketch.bench.face", description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", default="lite,official")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch default)")

@@ -1,6 +1,6 @@
 """Latency of the sketch engine at 512², 1024² and 2048² for the lite and official HIDA configs.
 
-    python bench/sketch.py [--device cpu|cuda] [--repeat 3] [--sizes 512 1024 2048] [--threads N]
+    python -m facesketch.bench.sketch [--device cpu|cuda] [--repeat 3] [--sizes 512 1024 2048] [--threads N]
 
 Runs the real engine pipeline (global pass, face pass, detail-preserving upsampling). The lite
 config uses the shipped weights when present; the official config (108M parameters, the
@@ -17,24 +17,23 @@ import time
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from backend.engines.base import JobContext  # noqa: E402
-from backend.engines.sketch import DEPTH_WEIGHTS, SKETCH_WEIGHTS, WEIGHTS_DIR, SketchEngine  # noqa: E402
-from models.depth_net import DepthNet  # noqa: E402
-from models.export import save_fp16  # noqa: E402
-from models.hida import HIDAConfig, HIDAGenerator  # noqa: E402
+from facesketch.backend.engines.base import JobContext
+from facesketch.backend.engines.sketch import DEPTH_WEIGHTS, SKETCH_WEIGHTS, SketchEngine
+from facesketch.models.paths import weights_dir
+from facesketch.models.depth_net import DepthNet
+from facesketch.models.export import save_fp16
+from facesketch.models.hida import HIDAConfig, HIDAGenerator
 
 
 def _engine_for(config: str, tmp: str) -> tuple[SketchEngine, str]:
-    shipped = all(os.path.isfile(os.path.join(WEIGHTS_DIR, n)) for n in (SKETCH_WEIGHTS, DEPTH_WEIGHTS))
+    shipped = all(os.path.isfile(os.path.join(weights_dir(), n)) for n in (SKETCH_WEIGHTS, DEPTH_WEIGHTS))
     if config == "lite" and shipped:
         return SketchEngine(), "shipped weights"
     d = os.path.join(tmp, config)
     os.makedirs(d, exist_ok=True)
     torch.manual_seed(0)
     save_fp16(HIDAGenerator(HIDAConfig.named(config)), "sketch", os.path.join(d, SKETCH_WEIGHTS))
-    depth_src = os.path.join(WEIGHTS_DIR, DEPTH_WEIGHTS)
+    depth_src = os.path.join(weights_dir(), DEPTH_WEIGHTS)
     if os.path.isfile(depth_src):
         os.symlink(depth_src, os.path.join(d, DEPTH_WEIGHTS))
     else:

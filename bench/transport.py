@@ -5,7 +5,7 @@ and waits for it to come back. Sizes alternate between the two servers in each r
 machine noise hits both alike. Prints the median round trip of each and the ratio per size; the
 last line is the worst ratio (target: <= 1.15).
 
-    python -m bench.transport [--repeats 30] [--sizes 512,2048,4096]
+    python -m facesketch.bench.transport [--repeats 30] [--sizes 512,2048,4096]
 """
 from __future__ import annotations
 
@@ -17,12 +17,9 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT, os.path.join(ROOT, "plugin")]
+import zmq
 
-import zmq  # noqa: E402
-
-from facesketch_client import Client, Image  # noqa: E402
+from facesketch_client import Client, Image
 
 RAW_ECHO = r"""
 import sys, zmq
@@ -46,7 +43,7 @@ def free_port() -> int:
 
 
 def start(argv, env=None) -> subprocess.Popen:
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     line = proc.stdout.readline().decode()
     if "ready" not in line:
         proc.kill()
@@ -63,9 +60,8 @@ def main() -> int:
 
     ours_addr, raw_addr = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
     tmp = tempfile.mkdtemp(prefix="facesketch-bench-")
-    env = dict(os.environ, FACESKETCH_SETTINGS=os.path.join(tmp, "settings.json"), XDG_STATE_HOME=tmp,
-               PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "plugin")]))
-    ours_proc = start([sys.executable, "-m", "backend", "serve", "--bind", ours_addr, "--device", "cpu",
+    env = dict(os.environ, FACESKETCH_SETTINGS=os.path.join(tmp, "settings.json"), XDG_STATE_HOME=tmp)
+    ours_proc = start([sys.executable, "-m", "facesketch", "serve", "--bind", ours_addr, "--device", "cpu",
                        "--log-level", "warning"], env)
     raw_proc = start([sys.executable, "-c", RAW_ECHO, raw_addr])
     ours = Client(ours_addr, timeout_s=120)

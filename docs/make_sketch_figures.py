@@ -21,11 +21,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-from backend.engines.base import JobContext  # noqa: E402
-from backend.engines.sketch import WEIGHTS_DIR, SketchEngine  # noqa: E402
-from models.hida import style_vector  # noqa: E402
+from facesketch.backend.engines.base import JobContext
+from facesketch.backend.engines.sketch import SketchEngine
+from facesketch.models.paths import weights_dir
+from facesketch.models.hida import style_vector
 
 SAMPLE = os.path.join(ROOT, "tests", "data", "fs2k_samples", "photo", "photo3", "image0151.jpg")
 
@@ -78,7 +78,7 @@ def tiled(engine, img, tile=256, overlap=64) -> np.ndarray:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", default=WEIGHTS_DIR)
+    ap.add_argument("--weights", default=weights_dir())
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     engine = SketchEngine(args.weights)

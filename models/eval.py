@@ -1,7 +1,7 @@
 """FS2K evaluation of the sketch model against baselines on the official test split.
 
-    python -m models.eval sketch --data PACK [--limit N] [--pix2pix PATH]
-    python -m models.eval face   --data PACK [--limit N]   (models/eval_face.py)
+    python -m facesketch.models.eval sketch --data PACK [--limit N] [--pix2pix PATH]
+    python -m facesketch.models.eval face   --data PACK [--limit N]   (models/eval_face.py)
 
 Methods, all on the pack's aligned 256x256 test photos, compared with the aligned artist sketch of
 each photo (each photo is drawn in its own annotated style):
@@ -9,7 +9,7 @@ each photo (each photo is drawn in its own annotated style):
   * ours, no depth: the same generator fed an all-zero depth map (the HIDA paper's ablation);
   * ours, mesh depth: fed the pack's MediaPipe depth map (what it was trained with);
   * pencil filter: models.pencil.pencil_sketch (no learning);
-  * pix2pix U-Net: same size, same data, same step budget (python -m models.train pix2pix).
+  * pix2pix U-Net: same size, same data, same step budget (python -m facesketch.models.train pix2pix).
 Metrics: SCOOT and SSIM (models.metrics, FS2K toolbox definitions), per style and overall.
 `--limit N` evaluates N photos spread evenly over the split (so all three styles keep their
 proportions). Writes docs/results/sketch.md and docs/results/sketch_grid.png.
@@ -26,12 +26,13 @@ import torch
 from PIL import Image
 
 from .data.pack import load_pack
-from .export import REPO, WEIGHTS_DIR, load_weights, read_metadata
+from .export import load_weights, read_metadata
+from .paths import REPO, RESULTS_DIR, weights_dir
 from .hida import style_vector_from_labels
 from .metrics import scoot, ssim
 from .pencil import pencil_sketch
 
-RESULTS = os.path.join(REPO, "docs", "results")
+RESULTS = RESULTS_DIR
 DEFAULT_PIX2PIX = "/root/.cache/facesketch/train/pix2pix/pix2pix.safetensors"
 
 
@@ -128,7 +129,7 @@ def _report(table, args, n, n_all, steps, seconds) -> str:
         lines.append(f"| {r['method']} | " + " | ".join(cells) + f" | {overall} | {r['all'][1]:.4f} |")
     return (
         "# Photo → sketch on FS2K (official test split)\n\n"
-        f"Command: `python -m models.eval sketch --data PACK"
+        f"Command: `python -m facesketch.models.eval sketch --data PACK"
         + (f" --limit {args.limit}" if args.limit else "") + "`\n\n"
         f"Photos evaluated: {n} of {n_all} test photos"
         + (" (spread evenly over the split)" if n < n_all else "")
@@ -161,11 +162,11 @@ def main(argv=None) -> int:
     if argv[:1] == ["face"]:  # the face model's evaluation lives in models/eval_face.py
         from .eval_face import main as eval_face_main
         return eval_face_main(argv[1:])
-    ap = argparse.ArgumentParser(prog="python -m models.eval", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m facesketch.models.eval", description=__doc__.split("\n\n")[0])
     ap.add_argument("kind", choices=["sketch", "face"])
     ap.add_argument("--data", required=True)
     ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--weights", default=WEIGHTS_DIR)
+    ap.add_argument("--weights", default=weights_dir())
     ap.add_argument("--pix2pix", default=DEFAULT_PIX2PIX, help="pix2pix baseline fp16 safetensors")
     ap.add_argument("--out-dir", default=RESULTS)
     ap.add_argument("--batch", type=int, default=8)

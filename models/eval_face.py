@@ -1,6 +1,6 @@
-"""Evaluation of the face model on FS2K's test split (reached as `python -m models.eval face ...`).
+"""Evaluation of the face model on FS2K's test split (reached as `python -m facesketch.models.eval face ...`).
 
-    python -m models.eval face --data PACK [--limit N] [--scoot-limit M] [--weights models/weights/face_lite.safetensors]
+    python -m facesketch.models.eval face --data PACK [--limit N] [--scoot-limit M] [--weights models/weights/face_lite.safetensors]
 
 Faces are generated from the test split's artist sketches (and from rough sketches made from the test photos
 with models.pencil.rough_sketch) at blend 0 (no projection: follow the lines), 0.5 and 1 (full manifold
@@ -28,10 +28,12 @@ import torch
 from PIL import Image
 
 from .deepfacedrawing import COMPONENTS, load_safetensors
+from .export import load_weights
+from .hida import style_vector_from_labels
+from .paths import REPO, RESULTS_DIR, shown, weights_path
 from .projection import FeatureBank, blend, composite_shadow, shadow_components
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_WEIGHTS = os.path.join(REPO, "models", "weights", "face_lite.safetensors")
+DEFAULT_WEIGHTS = weights_path("face_lite.safetensors")
 BLENDS = (0.0, 0.5, 1.0)
 SHOWN_NAMES = {"eye1": "eye1 (left in the image)", "eye2": "eye2 (right in the image)", "nose": "nose",
                "mouth": "mouth", "remainder": "remainder (outline, hair)"}
@@ -44,26 +46,26 @@ def _resize(a: np.ndarray, size: int) -> np.ndarray:
 
 
 class Sketcher:
-    """Photo -> sketch for SCOOT: the trained sketch engine when ready, else the pencil filter."""
+    """Photo -> sketch for SCOOT: the shipped sketch model (style 1) when its weights exist, else the pencil
+    filter. The pack's photos are aligned 256 squares, where the sketch engine runs exactly one model pass,
+    so running the networks directly here gives the engine's result without importing the backend."""
 
     def __init__(self):
-        self.engine, self.name = None, "pencil filter (models.pencil.pencil_sketch)"
-        try:
-            from backend.engines import discover
-            eng = discover().get("sketch")
-            if eng is not None and eng.readiness()[0]:
-                self.engine, self.name = eng, "sketch engine (HIDA lite)"
-        except Exception:  # no sketch engine: the pencil filter is the documented fallback
-            self.engine = None
+        self.nets, self.name = None, "pencil filter (models.pencil.pencil_sketch)"
+        paths = weights_path("hida_lite.safetensors"), weights_path("depth_lite.safetensors")
+        if all(os.path.isfile(q) for q in paths):
+            self.nets = load_weights(paths[0], "sketch", "cpu"), load_weights(paths[1], "depth", "cpu")
+            self.name = "sketch model (HIDA lite, style 1)"
 
+    @torch.no_grad()
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        if self.engine is None:
+        if self.nets is None:
             from .pencil import pencil_sketch
             return pencil_sketch(rgb)
-        from backend.engines.base import JobContext, to_rgba8
-        rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], 2)
-        out = self.engine.run({"image": rgba}, self.engine.validate_params({}), ["sketch"], JobContext())["sketch"]
-        return to_rgba8(out)[..., 0]
+        sketch_net, depth_net = self.nets
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 127.5 - 1
+        sketch, _ = sketch_net(x, depth_net(x), style_vector_from_labels(torch.tensor([0])))
+        return ((sketch[0, 0].clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
 
 
 @torch.no_grad()
@@ -88,13 +90,13 @@ def generate(model, bank: FeatureBank, sketches: np.ndarray, female: np.ndarray,
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m models.eval face", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m facesketch.models.eval face", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="FS2K pack directory")
     p.add_argument("--limit", type=int, default=None, help="N test items spread evenly (default: all 1046)")
     p.add_argument("--scoot-limit", type=int, default=60, help="SCOOT and locality on M of the evaluated items, spread evenly")
     p.add_argument("--weights", default=DEFAULT_WEIGHTS)
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--out", default=os.path.join(REPO, "docs", "results"))
+    p.add_argument("--out", default=RESULTS_DIR)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--grid-rows", type=int, default=6)
     args = p.parse_args(argv)
@@ -104,7 +106,7 @@ def main(argv=None) -> int:
     from .pencil import rough_sketch
 
     if not os.path.isfile(args.weights):
-        raise SystemExit(f"no face weights at {args.weights}; train and export them first (python -m models.train face)")
+        raise SystemExit(f"no face weights at {args.weights}; train and export them first (python -m facesketch.models.train face)")
     model, bank_rows, gender_rows, meta = load_safetensors(args.weights)
     bank = FeatureBank.from_labels(bank_rows, gender_rows)
     S = model.cfg.canvas
@@ -153,7 +155,7 @@ def main(argv=None) -> int:
     lines = [
         "# Face model (DeepFaceDrawing lite) on FS2K test",
         "",
-        f"Weights: `{_shown(args.weights)}` (config {model.cfg.name}, trained steps {steps}), "
+        f"Weights: `{shown(args.weights)}` (config {model.cfg.name}, trained steps {steps}), "
         f"K = {args.k}, {n} of the {n_all} test items{' (spread evenly over the split)' if n < n_all else ''}, "
         f"feature bank chosen by the FS2K gender label. SCOOT and locality on {m} of them (spread evenly).",
         f"SSIM: grayscale SSIM (models.metrics) of the generated face against the true aligned photo, {S}x{S}.",
@@ -252,11 +254,6 @@ def write_component_grid(path, sketches, female, model, bank, k):
             bottom.append(np.asarray(im))
         tiles += [np.concatenate(top, 1), np.concatenate(bottom, 1)]
     Image.fromarray(np.concatenate(tiles, 0)).save(path, optimize=True)
-
-
-def _shown(path: str) -> str:
-    rel = os.path.relpath(os.path.abspath(path), REPO)
-    return path if rel.startswith("..") else rel
 
 
 def write_grid(path, sketches, shadow, faces, photos, n_rows, model, bank, k):

@@ -1,8 +1,8 @@
 """Shipped weights: fp16 safetensors with the model's kind and config in the metadata.
 
-    python -m models.export sketch STATEDIR [--out models/weights/hida_lite.safetensors]
-    python -m models.export depth STATEDIR  [--out models/weights/depth_lite.safetensors]
-    python -m models.export pix2pix STATEDIR --out PATH
+    python -m facesketch.models.export sketch STATEDIR [--out models/weights/hida_lite.safetensors]
+    python -m facesketch.models.export depth STATEDIR  [--out models/weights/depth_lite.safetensors]
+    python -m facesketch.models.export pix2pix STATEDIR --out PATH
 
 STATEDIR is a training state directory (models.train); its `last.pt` is read. The loaders here
 (`load_weights`) are what the engine and the evaluation use.
@@ -20,10 +20,9 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from .depth_net import DepthNet, DepthNetConfig
 from .hida import HIDAConfig, HIDAGenerator
+from .paths import SHIPPED_WEIGHTS_DIR
 from .pix2pix import UNetPix2Pix
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WEIGHTS_DIR = os.path.join(REPO, "models", "weights")
 DEFAULT_OUT = {"sketch": "hida_lite.safetensors", "depth": "depth_lite.safetensors",
                "pix2pix": "pix2pix_baseline.safetensors"}
 
@@ -77,13 +76,13 @@ def export_state(kind: str, state_dir: str, out: str | None = None) -> str:
     ckpt = torch.load(os.path.join(state_dir, "last.pt"), map_location="cpu", weights_only=False)
     model = build_model(kind, ckpt["config"])
     model.load_state_dict(ckpt["G"])
-    out = out or os.path.join(WEIGHTS_DIR, DEFAULT_OUT[kind])
+    out = out or os.path.join(SHIPPED_WEIGHTS_DIR, DEFAULT_OUT[kind])
     save_fp16(model, kind, out, {"step": ckpt["step"]})
     return out
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m models.export", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m facesketch.models.export", description=__doc__.split("\n\n")[0])
     ap.add_argument("kind", choices=sorted(DEFAULT_OUT))
     ap.add_argument("state_dir")
     ap.add_argument("--out", default=None)

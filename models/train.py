@@ -1,9 +1,9 @@
 """Training: the HIDA sketch generator, the depth network and the pix2pix baseline.
 
-    python -m models.train depth   --data PACK --out STATEDIR [--steps N] [--resume] [--export]
-    python -m models.train sketch  --data PACK --out STATEDIR [--config lite] [--steps N] [--resume] [--export]
-    python -m models.train pix2pix --data PACK --out STATEDIR [--steps N] [--resume] [--export]
-    python -m models.train face    --data PACK --out STATEDIR [--config lite] [--stage 1|2] ... (models/train_face.py)
+    python -m facesketch.models.train depth   --data PACK --out STATEDIR [--steps N] [--resume] [--export]
+    python -m facesketch.models.train sketch  --data PACK --out STATEDIR [--config lite] [--steps N] [--resume] [--export]
+    python -m facesketch.models.train pix2pix --data PACK --out STATEDIR [--steps N] [--resume] [--export]
+    python -m facesketch.models.train face    --data PACK --out STATEDIR [--config lite] [--stage 1|2] ... (models/train_face.py)
 
 STATEDIR (keep it outside the repo, e.g. /root/.cache/facesketch/train/sketch-lite) holds
 `last.pt` (models, optimisers, step), `log.tsv` (losses) and `samples/*.png`. `--resume`
@@ -34,7 +34,8 @@ from PIL import Image
 
 from .data.pack import load_pack
 from .depth_net import DepthNet, DepthNetConfig
-from .export import DEFAULT_OUT, WEIGHTS_DIR, save_fp16
+from .export import DEFAULT_OUT, save_fp16
+from .paths import SHIPPED_WEIGHTS_DIR
 from .hida import HIDAConfig, HIDAGenerator, style_vector_from_labels
 from .pix2pix import NLayerDiscriminator, UNetPix2Pix
 
@@ -327,7 +328,7 @@ def run(kind: str, args) -> int:
 
 
 def _export(trainer: Trainer, args) -> None:
-    out = args.export_path or os.path.join(WEIGHTS_DIR, DEFAULT_OUT[trainer.kind])
+    out = args.export_path or os.path.join(SHIPPED_WEIGHTS_DIR, DEFAULT_OUT[trainer.kind])
     save_fp16(trainer.G, trainer.kind, out, {"step": trainer.step})
     print(f"exported {out}", flush=True)
 
@@ -345,7 +346,7 @@ def main(argv=None) -> int:
     if argv[:1] == ["face"]:  # the face model's training lives in models/train_face.py
         from .train_face import main as train_face_main
         return train_face_main(argv[1:])
-    ap = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m facesketch.models.train", description=__doc__.split("\n\n")[0])
     ap.add_argument("kind", choices=["sketch", "depth", "pix2pix", "face"])
     ap.add_argument("--data", required=True, help="FS2K pack directory (models.data.fs2k)")
     ap.add_argument("--out", required=True, help="training state directory, outside the repo")

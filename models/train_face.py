@@ -1,7 +1,7 @@
-"""Training of the DeepFaceDrawing face model on the FS2K pack (reached as `python -m models.train face ...`).
+"""Training of the DeepFaceDrawing face model on the FS2K pack (reached as `python -m facesketch.models.train face ...`).
 
-    python -m models.train face --data PACK --out STATEDIR [--config lite] [--stage 1|2] [--steps N] [--resume]
-    python -m models.train face --data PACK --out STATEDIR --export models/weights/face_lite.safetensors
+    python -m facesketch.models.train face --data PACK --out STATEDIR [--config lite] [--stage 1|2] [--steps N] [--resume]
+    python -m facesketch.models.train face --data PACK --out STATEDIR --export models/weights/face_lite.safetensors
 
 Stage 1: the five component auto-encoders (encoder + image decoder) on sketch reconstruction (L1 + L2), with
 small shifts and stroke thickening so both careful and rough lines land near each other in latent space.
@@ -417,7 +417,7 @@ def export(args, cfg, device, log) -> str:
 # ---------------------------------------------------------------------------------------------- CLI
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m models.train face", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m facesketch.models.train face", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", help="FS2K pack directory (models/data/pack.py)")
     p.add_argument("--out", default=DEFAULT_STATE, help="training state directory (outside the repository)")
     p.add_argument("--config", default="lite", choices=("lite", "official"))

@@ -18,7 +18,7 @@ def free_port() -> int:
 
 
 class BackendProcess:
-    """`python -m backend serve` as a user would run it; stopped (or killed) by the test."""
+    """`facesketch serve` as a user would run it; stopped (or killed) by the test."""
 
     def __init__(self, tmp_path, extra_args=(), port=None, env=None):
         self.port = port or free_port()
@@ -27,7 +27,7 @@ class BackendProcess:
         self.env.update({
             "FACESKETCH_SETTINGS": str(tmp_path / "settings.json"),
             "XDG_STATE_HOME": str(tmp_path / "state"),
-            "PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "plugin"), SUPPORT]),
+            "PYTHONPATH": SUPPORT,  # the test engines, registered through FACESKETCH_EXTRA_ENGINES
             "FACESKETCH_EXTRA_ENGINES": "engines_for_tests,engines_not_ready",
             "PYTHONUNBUFFERED": "1",
         })
@@ -39,7 +39,7 @@ class BackendProcess:
     def start(self, timeout=60):
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "backend", "serve", "--bind", self.address, "--device", "cpu", *self.extra_args],
+            [sys.executable, "-m", "facesketch", "serve", "--bind", self.address, "--device", "cpu", *self.extra_args],
             cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=self.log)
         deadline = time.monotonic() + timeout
         line = self.proc.stdout.readline().decode()

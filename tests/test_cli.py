@@ -1,4 +1,4 @@
-"""The command line as a user runs it: `python -m backend ping / face / sketchify`, in-process and against a
+"""The command line as a user runs it: `facesketch ping / face / sketchify`, in-process and against a
 real backend, with the shipped weights."""
 import json
 import os
@@ -13,11 +13,13 @@ from conftest import ROOT, free_port
 
 ROUGH = os.path.join(ROOT, "tests", "data", "rough_sketch.png")
 FACE_WEIGHTS = os.path.join(ROOT, "models", "weights", "face_lite.safetensors")
+# The console script that `pip install -e .` put next to this Python: the command users type.
+FACESKETCH = os.path.join(os.path.dirname(sys.executable), "facesketch")
 
 
 def cli(*args, env=None, timeout=600):
-    e = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "plugin")]), **(env or {}))
-    return subprocess.run([sys.executable, "-m", "backend", *args], cwd=ROOT, env=e, capture_output=True,
+    e = dict(os.environ, **(env or {}))
+    return subprocess.run([FACESKETCH, *args], cwd=ROOT, env=e, capture_output=True,
                           text=True, timeout=timeout)
 
 

@@ -4,8 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from models.data import pack as fspack
-from models.data.depth_render import depth_to_uint8, rasterise_depth
+from facesketch.models.data import pack as fspack
+from facesketch.models.data.depth_render import depth_to_uint8, rasterise_depth
 
 
 def test_rasterise_depth_covers_triangles_and_puts_near_bright():
@@ -76,7 +76,7 @@ def test_pack_errors_are_plain(tmp_path):
 
 
 def test_fs2k_naming_and_mesh_helpers():
-    from models.data import fs2k
+    from facesketch.models.data import fs2k
     assert fs2k.sketch_path_for("/r", "photo1/image0110") == "/r/sketch/sketch1/sketch0110.jpg"
     assert fs2k.sketch_path_for("/r", "photo3/image0007") == "/r/sketch/sketch3/sketch0007.jpg"
     tris = fs2k.closing_triangles()
@@ -97,7 +97,7 @@ def test_fs2k_without_mediapipe_names_the_environment(capsys):
         pytest.skip("mediapipe is installed in this environment")
     except ImportError:
         pass
-    from models.data import fs2k
+    from facesketch.models.data import fs2k
     assert fs2k.main(["--root", "/nonexistent", "--out", "/nonexistent-out"]) == 2
     err = capsys.readouterr().err
     assert "data-preparation environment" in err and "install.py --prep" in err

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.data import face_template as ft
+from facesketch.models.data import face_template as ft
 
 
 def test_boxes_at_512_are_deepfacedrawing_boxes():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.deepfacedrawing import (COMPONENTS, DeepFaceDrawing, JitBatchNorm2d, load_official_deepfacedrawing,
+from facesketch.models.deepfacedrawing import (COMPONENTS, DeepFaceDrawing, JitBatchNorm2d, load_official_deepfacedrawing,
                                     load_safetensors, lite_config, official_config, save_safetensors)
 
 torch.set_num_threads(1)

@@ -4,7 +4,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from models.deform_conv import DCN, deform_conv2d
+from facesketch.models.deform_conv import DCN, deform_conv2d
 
 
 def _bilinear_zero_outside(img, y, x):

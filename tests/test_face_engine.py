@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from backend.engines.base import EngineError, JobContext, weights_path
-from backend.engines.face import ENGINE, fit_to_canvas, sketch_gray
-from models.deepfacedrawing import COMPONENTS, DeepFaceDrawing, lite_config, save_safetensors
+from facesketch.backend.engines.base import EngineError, JobContext, weights_path
+from facesketch.backend.engines.face import ENGINE, fit_to_canvas, sketch_gray
+from facesketch.models.deepfacedrawing import COMPONENTS, DeepFaceDrawing, lite_config, save_safetensors
 
 torch.set_num_threads(1)
 SHIPPED = weights_path("face_lite.safetensors")  # honours FACESKETCH_WEIGHTS_DIR

@@ -2,7 +2,7 @@
 
 Setup (module fixture, once): the cached chroot (tests/gimp_host/chroot.py; built in ~2 min on a clean
 machine), a fresh GIMP profile with our plug-in installed by install.py's own functions (wheels for the
-chroot's Python 3.13), a backend started as `python -m backend serve` outside the chroot. Then two
+chroot's Python 3.13), a backend started as `facesketch serve` outside the chroot. Then two
 headless GIMP runs of tests/gimp_host/driver.py, which calls our procedures through the PDB like any
 script and writes a JSON report plus raw pixel dumps:
   run 1 (backend up): settings, Sketchify on an FS2K photo, the same through the `echo` engine on the
@@ -171,14 +171,14 @@ def gimp(tmp_path_factory):
 
 
 def _cli_sketchify(session, run1, address, tmp) -> bytes:
-    """`python -m backend sketchify IN OUT --server ADDR` on the layer GIMP sent; RGBA bytes of OUT."""
+    """`facesketch sketchify IN OUT --server ADDR` on the layer GIMP sent; RGBA bytes of OUT."""
     from PIL import Image
     rec = run1["scenarios"]["sketch"]
     src = rec["source"]
     raw = session.read_out(run1, src["dump"])
     inp, out = str(tmp / "in.png"), str(tmp / "out.png")
     Image.frombytes("RGBA", (src["width"], src["height"]), raw).save(inp)
-    proc = subprocess.run([sys.executable, "-m", "backend", "sketchify", inp, out, "--server", address],
+    proc = subprocess.run([sys.executable, "-m", "facesketch", "sketchify", inp, out, "--server", address],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     with Image.open(out) as im:

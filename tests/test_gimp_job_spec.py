@@ -55,10 +55,10 @@ def test_layer_names():
 
 def test_messages_say_what_to_do():
     s = fs_settings.Settings(address="tcp://127.0.0.1:5999", autostart=False,
-                             backend_command=["/opt/fs/.venv/bin/python", "-m", "backend", "serve"])
+                             backend_command=["/opt/fs/.venv/bin/facesketch", "serve"])
     msg = job_spec.explain_backend_error(BackendUnreachable("unreachable", "backend not reachable at X"), s)
     assert "backend not reachable at X." in msg
-    assert "starts with: /opt/fs/.venv/bin/python -m backend serve" in msg
+    assert "starts with: /opt/fs/.venv/bin/facesketch serve" in msg
     assert "Start a local backend automatically" in msg and "Face sketch backend" in msg
     s.autostart, s.backend_command = True, []
     msg = job_spec.explain_backend_error(BackendUnreachable("unreachable", "backend not reachable at X"), s)

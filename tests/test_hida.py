@@ -8,7 +8,7 @@ import io
 import pytest
 import torch
 
-from models.hida import (HIDAConfig, HIDAGenerator, count_params, load_official_hida, style_vector,
+from facesketch.models.hida import (HIDAConfig, HIDAGenerator, count_params, load_official_hida, style_vector,
                          style_vector_from_labels)
 
 

@@ -200,7 +200,7 @@ def test_full_install_check_rerun_and_uninstall(tmp_path, fake_bin, plugin_src):
 
     settings_file = home / ".config" / "facesketch" / "settings.json"
     s = json.loads(settings_file.read_text())
-    assert s["backend_command"] == [install.venv_python(os.path.join(REPO, ".venv")), "-m", "backend", "serve"]
+    assert s["backend_command"] == [install.venv_python(os.path.join(REPO, ".venv")), "-m", "facesketch", "serve"]
     assert s["address"] == "tcp://127.0.0.1:5557"
 
     r = _run_install(["--check", "--no-venv", "--plugin-src", str(plugin_src)], home, fake_bin)
@@ -214,13 +214,13 @@ def test_full_install_check_rerun_and_uninstall(tmp_path, fake_bin, plugin_src):
 
     # the user's edits survive a re-run; a moved venv only changes backend_command's interpreter
     s["address"] = "tcp://192.168.7.7:6000"
-    s["backend_command"] = ["/old/place/.venv/bin/python", "-m", "backend", "serve", "--device", "cpu"]
+    s["backend_command"] = ["/old/place/.venv/bin/python", "-m", "facesketch", "serve", "--device", "cpu"]
     settings_file.write_text(json.dumps(s))
     r = _run_install(["--no-venv", "--plugin-src", str(plugin_src)], home, fake_bin)
     assert r.returncode == 0, r.stdout + r.stderr
     s2 = json.loads(settings_file.read_text())
     assert s2["address"] == "tcp://192.168.7.7:6000"
-    assert s2["backend_command"] == [install.venv_python(os.path.join(REPO, ".venv")), "-m", "backend", "serve",
+    assert s2["backend_command"] == [install.venv_python(os.path.join(REPO, ".venv")), "-m", "facesketch", "serve",
                                      "--device", "cpu"]
     s2["backend_command"] = ["/usr/local/bin/my-backend", "--fast"]  # a command of the user's own: kept
     settings_file.write_text(json.dumps(s2))

@@ -5,7 +5,7 @@ What happens (about a minute; the apt install adds ~30 s the first time):
    msgpack deliberately do NOT: install.py must vendor wheels for Krita's own Python.
 2. install.py's own code finds Krita for a temporary HOME, installs the plug-in into its pykrita folder
    and enables it in its kritarc. The shared settings file in that HOME points at
-3. a backend started here on a free loopback port (`.venv/bin/python -m backend serve`).
+3. a backend started here on a free loopback port (`.venv/bin/facesketch serve`).
 4. Krita runs under Xvfb with FACESKETCH_KRITA_SCENARIO set: the plug-in plays the scenario in
    plugin/krita/facesketch/scenario.py through the docker's widgets and actions (new face canvas,
    strokes, Generate, live mode with superseding, shadow guide, Keep, Sketchify, bad inputs, the backend
@@ -88,7 +88,7 @@ def backend(tmp_path):
     env.update(FACESKETCH_SETTINGS=str(tmp_path / "backend-settings.json"), XDG_STATE_HOME=str(tmp_path / "state"),
                PYTHONUNBUFFERED="1")
     log = open(tmp_path / "backend.log", "wb")
-    proc = subprocess.Popen([python, "-m", "backend", "serve", "--bind", address], cwd=ROOT, env=env,
+    proc = subprocess.Popen([python, "-m", "facesketch", "serve", "--bind", address], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=log)
     line = proc.stdout.readline().decode()
     if "ready on" not in line:
@@ -175,7 +175,7 @@ def test_face_sketch_docker_in_real_krita(krita_installed, backend, tmp_path):
     shots = os.environ.get("FACESKETCH_SCREENSHOT_DIR") or str(tmp_path / "shots")
     # what install.py writes as the auto-start command (the scenario starts and stops one from the settings dialog)
     venv = os.path.join(ROOT, ".venv")
-    command = install.default_backend_command(venv) if os.path.isdir(venv) else [sys.executable, "-m", "backend", "serve"]
+    command = install.default_backend_command(venv) if os.path.isdir(venv) else [sys.executable, "-m", "facesketch", "serve"]
     config = {"report": report_path, "backend_pid": backend["pid"], "screenshot_dir": shots, "quit": True,
               "time_limit_s": SCENARIO_TIME_LIMIT_S, "backend_command": command}
     if os.environ.get("FACESKETCH_SCREENSHOT_DIR"):  # docs run: the face screenshot shows a whole drawn face

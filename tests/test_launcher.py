@@ -14,7 +14,7 @@ def user(tmp_path, monkeypatch):
     monkeypatch.setenv("FACESKETCH_SETTINGS", str(tmp_path / "settings.json"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     s = fs_settings.Settings(address=f"tcp://127.0.0.1:{free_port()}",
-                             backend_command=[sys.executable, "-m", "backend", "serve", "--device", "cpu"])
+                             backend_command=[sys.executable, "-m", "facesketch", "serve", "--device", "cpu"])
     return s
 
 

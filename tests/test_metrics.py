@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from models import metrics
+from facesketch.models import metrics
 
 
 def _sketch_like(size=128, seed=0):

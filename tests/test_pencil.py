@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from models.pencil import pencil_sketch, rough_sketch
+from facesketch.models.pencil import pencil_sketch, rough_sketch
 
 
 def _face_like(size=128):

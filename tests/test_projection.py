@@ -2,8 +2,8 @@
 import numpy as np
 import torch
 
-from models.deepfacedrawing import COMPONENTS, DeepFaceDrawing, lite_config
-from models.projection import FeatureBank, blend, composite_shadow, feather_mask, knn, lle_weights, shadow_components
+from facesketch.models.deepfacedrawing import COMPONENTS, DeepFaceDrawing, lite_config
+from facesketch.models.projection import FeatureBank, blend, composite_shadow, feather_mask, knn, lle_weights, shadow_components
 
 torch.set_num_threads(1)
 

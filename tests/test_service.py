@@ -1,4 +1,4 @@
-"""The service and the clients, through real ZeroMQ sockets to a real `python -m backend serve` process."""
+"""The service and the clients, through real ZeroMQ sockets to a real `facesketch serve` process."""
 import os
 import subprocess
 import sys
@@ -438,7 +438,7 @@ def test_async_client_cancel_and_unreachable(backend):
 
 def test_non_loopback_bind_is_refused_without_curve(tmp_path):
     env = dict(os.environ, FACESKETCH_SETTINGS=str(tmp_path / "s.json"), XDG_STATE_HOME=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-m", "backend", "serve", "--bind", f"tcp://0.0.0.0:{free_port()}"],
+    proc = subprocess.run([sys.executable, "-m", "facesketch", "serve", "--bind", f"tcp://0.0.0.0:{free_port()}"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "refusing to listen" in proc.stderr and "--curve" in proc.stderr
@@ -447,7 +447,7 @@ def test_non_loopback_bind_is_refused_without_curve(tmp_path):
 def test_curve_allow_list(make_backend, tmp_path):
     keydir = tmp_path / "keys"
     env = dict(os.environ, FACESKETCH_SETTINGS=str(tmp_path / "s.json"))
-    out = subprocess.run([sys.executable, "-m", "backend", "keys", "--dir", str(keydir), "--client", "laptop"],
+    out = subprocess.run([sys.executable, "-m", "facesketch", "keys", "--dir", str(keydir), "--client", "laptop"],
                          cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
     keys = dict(line.strip().split(": ") for line in out.splitlines() if line.startswith("  "))
     b = make_backend(["--curve", str(keydir)])

@@ -33,7 +33,7 @@ def test_env_variable_overrides_path(settings_file):
 def test_round_trip_keeps_every_field_and_unknown_keys(settings_file):
     s = fs.Settings(address="tcp://192.168.1.5:7000", timeout_s=33.5, connect_timeout_s=0.5,
                     server_public_key="S" * 40, client_public_key="P" * 40, client_secret_key="K" * 40,
-                    autostart=False, backend_command=["/x/python", "-m", "backend", "serve"], log_level="debug")
+                    autostart=False, backend_command=["/x/python", "-m", "facesketch", "serve"], log_level="debug")
     fs.save(s)
     data = json.loads(settings_file.read_text())
     data["from_a_newer_version"] = {"a": 1}

@@ -10,18 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-from backend.engines.base import Cancelled, EngineError, JobContext
-from backend.engines.sketch import (MODEL_SIZE, TRAIN_FACE_HEIGHT, SketchEngine, _face_box, _feather,
-                                    WEIGHTS_DIR, SKETCH_WEIGHTS, DEPTH_WEIGHTS)
+from facesketch.backend.engines.base import Cancelled, EngineError, JobContext
+from facesketch.backend.engines.sketch import (MODEL_SIZE, TRAIN_FACE_HEIGHT, SketchEngine, _face_box, _feather,
+                                    SKETCH_WEIGHTS, DEPTH_WEIGHTS)
+from facesketch.models.paths import weights_dir
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.fixture(scope="module")
 def mechanics_engine(tmp_path_factory):
-    from models.depth_net import DepthNet, DepthNetConfig
-    from models.export import save_fp16
-    from models.hida import HIDAConfig, HIDAGenerator
+    from facesketch.models.depth_net import DepthNet, DepthNetConfig
+    from facesketch.models.export import save_fp16
+    from facesketch.models.hida import HIDAConfig, HIDAGenerator
     d = tmp_path_factory.mktemp("untrained_weights")
     torch.manual_seed(0)
     # Narrow networks keep the test fast; the engine reads the config from the file's metadata.
@@ -164,9 +165,9 @@ def test_large_picture_with_face_pass(mechanics_engine):
 
 # -- the shipped weights -----------------------------------------------------------------------
 
-_shipped = all(os.path.isfile(os.path.join(WEIGHTS_DIR, n)) for n in (SKETCH_WEIGHTS, DEPTH_WEIGHTS))
-needs_weights = pytest.mark.skipif(not _shipped, reason=f"trained weights missing in {WEIGHTS_DIR} "
-                                                        f"(train with python -m models.train ... --export)")
+_shipped = all(os.path.isfile(os.path.join(weights_dir(), n)) for n in (SKETCH_WEIGHTS, DEPTH_WEIGHTS))
+needs_weights = pytest.mark.skipif(not _shipped, reason=f"trained weights missing in {weights_dir()} "
+                                                        f"(train with python -m facesketch.models.train ... --export)")
 
 
 @needs_weights

@@ -5,9 +5,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from models.data.pack import save_item_images, write_index
-from models.deepfacedrawing import COMPONENTS, load_safetensors
-from models.train_face import main
+from facesketch.models.data.pack import save_item_images, write_index
+from facesketch.models.deepfacedrawing import COMPONENTS, load_safetensors
+from facesketch.models.train_face import main
 
 
 def make_pack(root, n=4, size=256):

@@ -2,10 +2,10 @@
 import numpy as np
 import torch
 
-from models.depth_net import DepthNet
-from models.export import load_weights, read_metadata, save_fp16
-from models.hida import HIDAConfig, HIDAGenerator
-from models.train import Batches, d_hinge, gradient_direction_loss
+from facesketch.models.depth_net import DepthNet
+from facesketch.models.export import load_weights, read_metadata, save_fp16
+from facesketch.models.hida import HIDAConfig, HIDAGenerator
+from facesketch.models.train import Batches, d_hinge, gradient_direction_loss
 
 
 def test_gradient_direction_loss():

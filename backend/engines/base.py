@@ -17,13 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 
-WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                           "models", "weights")
-
-
-def weights_path(filename: str) -> str:
-    """Where an engine finds its shipped weights; FACESKETCH_WEIGHTS_DIR points elsewhere (tests, custom models)."""
-    return os.path.join(os.environ.get("FACESKETCH_WEIGHTS_DIR") or WEIGHTS_DIR, filename)
+from facesketch.models.paths import weights_path  # noqa: F401  (engines find their weights through it)
 
 
 class EngineError(Exception):

@@ -52,7 +52,7 @@ class FaceEngine(Engine):
     def readiness(self) -> tuple[bool, str]:
         if not os.path.isfile(self._path()):
             return False, (f"the face model has no trained weights yet ({self._path()} is missing); "
-                           "train and export them with 'python -m models.train face'")
+                           "train and export them with 'python -m facesketch.models.train face'")
         return True, ""
 
     def load(self, device: str) -> None:
@@ -66,8 +66,8 @@ class FaceEngine(Engine):
         mtime = os.path.getmtime(path)
         with self._lock:
             if self._loaded is None or self._loaded[:3] != (path, mtime, device):
-                from models.deepfacedrawing import load_safetensors
-                from models.projection import FeatureBank
+                from facesketch.models.deepfacedrawing import load_safetensors
+                from facesketch.models.projection import FeatureBank
                 try:
                     model, bank, gender, _ = load_safetensors(path, device)
                 except Exception as e:  # a broken file is the user's to fix, not an internal error
@@ -80,8 +80,8 @@ class FaceEngine(Engine):
     def run(self, images, params, outputs, job):
         import torch
 
-        from models.deepfacedrawing import COMPONENTS
-        from models.projection import blend, composite_shadow, shadow_components
+        from facesketch.models.deepfacedrawing import COMPONENTS
+        from facesketch.models.projection import blend, composite_shadow, shadow_components
 
         model, bank = self._get(job.device)
         layer = images["image"]

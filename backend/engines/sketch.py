@@ -23,10 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from facesketch.models.paths import shown
+
 from .base import EngineError, Engine, ImageInput, JobContext, Param, as_float, weights_path
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-WEIGHTS_DIR = os.path.join(REPO, "models", "weights")
 SKETCH_WEIGHTS = "hida_lite.safetensors"
 DEPTH_WEIGHTS = "depth_lite.safetensors"
 MODEL_SIZE = 256
@@ -75,9 +75,9 @@ class SketchEngine(Engine):
     def readiness(self) -> tuple[bool, str]:
         missing = [p for p in self._paths() if not os.path.isfile(p)]
         if missing:
-            return False, ("no trained weights: " + " and ".join(_rel(p) for p in missing) + " missing; train with "
-                           "'python -m models.train depth --data PACK --out STATEDIR --export' and "
-                           "'python -m models.train sketch --data PACK --out STATEDIR --export'")
+            return False, ("no trained weights: " + " and ".join(shown(p) for p in missing) + " missing; train with "
+                           "'python -m facesketch.models.train depth --data PACK --out STATEDIR --export' and "
+                           "'python -m facesketch.models.train sketch --data PACK --out STATEDIR --export'")
         return True, ""
 
     def load(self, device: str) -> None:
@@ -89,7 +89,7 @@ class SketchEngine(Engine):
             raise EngineError("not_ready", reason)
         with self._lock:
             if device not in self._models:
-                from models.export import load_weights  # imported late: the service starts without torch work
+                from facesketch.models.export import load_weights  # imported late: the service starts without torch work
                 sketch_path, depth_path = self._paths()
                 dtype = torch.float16 if device.startswith("cuda") else torch.float32
                 self._models[device] = (load_weights(sketch_path, "sketch", device, dtype),
@@ -209,12 +209,6 @@ class SketchEngine(Engine):
 
 # -- helpers -----------------------------------------------------------------------------------
 
-def _rel(path: str) -> str:
-    try:
-        return os.path.relpath(path, REPO) if path.startswith(REPO) else path
-    except ValueError:
-        return path
-
 
 def _style_weights(params) -> list[float]:
     style = params["style"]
@@ -228,7 +222,7 @@ def _style_weights(params) -> list[float]:
 
 
 def _style_tensor(weights, device, dtype) -> torch.Tensor:
-    from models.hida import style_vector
+    from facesketch.models.hida import style_vector
     return style_vector(list(weights)).to(device, dtype)
 
 

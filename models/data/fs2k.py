@@ -1,6 +1,6 @@
 """Turn FS2K into a compact, aligned training pack (see models/data/pack.py for the layout).
 
-    python -m models.data.fs2k --root /work/shared/datasets/fs2k --out DIR [--size 256] [--limit N]
+    python -m facesketch.models.data.fs2k --root /work/shared/datasets/fs2k --out DIR [--size 256] [--limit N]
 
 Runs in the separate data-preparation environment (models/data/requirements-prep.txt, made by
 `python3 install.py --prep`), because it needs MediaPipe's face mesh. For every pair of the
@@ -23,9 +23,9 @@ import time
 import numpy as np
 from PIL import Image
 
-from models.data import face_template as ft
-from models.data import pack as fspack
-from models.data.depth_render import depth_to_uint8, rasterise_depth
+from . import face_template as ft
+from . import pack as fspack
+from .depth_render import depth_to_uint8, rasterise_depth
 
 # MediaPipe face-mesh indices (468-point topology). The subject's right eye is on the image left.
 RIGHT_EYE_CONTOUR = [33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246]
@@ -168,7 +168,7 @@ def main(argv=None) -> int:
     except ImportError:
         print("MediaPipe is not installed in this Python: run this command with the data-preparation "
               "environment's Python (create it with 'python3 install.py --prep', then use "
-              ".venv-prep/bin/python -m models.data.fs2k ...).", file=sys.stderr)
+              ".venv-prep/bin/python -m facesketch.models.data.fs2k ...).", file=sys.stderr)
         return 2
     from tqdm import tqdm
 

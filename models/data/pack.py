@@ -64,7 +64,7 @@ def read_index(pack_dir: str) -> dict:
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"no FS2K pack at {pack_dir} (index.json missing); build one with "
-            f"'python -m models.data.fs2k --root FS2K_DIR --out {pack_dir}' in the data-preparation environment")
+            f"'python -m facesketch.models.data.fs2k --root FS2K_DIR --out {pack_dir}' in the data-preparation environment")
     with open(path) as f:
         index = json.load(f)
     if index.get("version") != PACK_VERSION:

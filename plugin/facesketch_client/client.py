@@ -157,7 +157,7 @@ class _Connection:
                 self.connected = False
             elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
                 self._auth_problem = (f"the backend at {self.address} refused this client's key: add the client's "
-                                      "public key to the backend's allow-list (python -m backend keys)")
+                                      "public key to the backend's allow-list (facesketch keys)")
             elif event in (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL):
                 self._auth_problem = (f"the backend at {self.address} speaks a different security mechanism: "
                                       "check the server key in the facesketch settings (it must be set exactly "
@@ -173,7 +173,7 @@ class _Connection:
             return BackendUnreachable(ErrorCode.UNREACHABLE, self._auth_problem)
         return BackendUnreachable(
             ErrorCode.UNREACHABLE,
-            f"backend not reachable at {self.address}: start it with 'python -m backend serve' "
+            f"backend not reachable at {self.address}: start it with 'facesketch serve' "
             "(or turn on auto-start in the facesketch settings)")
 
     def send_cancel(self, request_id) -> None:

@@ -67,7 +67,7 @@ def main() -> int:
     address = f"tcp://127.0.0.1:{free_port()}"
     env = dict(os.environ, FACESKETCH_SETTINGS=os.path.join(session.base, "backend-settings.json"),
                XDG_STATE_HOME=os.path.join(session.base, "state"))
-    backend = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--bind", address, "--device", "cpu"],
+    backend = subprocess.Popen([sys.executable, "-m", "facesketch", "serve", "--bind", address, "--device", "cpu"],
                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         assert "ready on" in backend.stdout.readline().decode(), "the backend did not start"

@@ -1,5 +1,5 @@
 """Engines that only the tests load (through FACESKETCH_EXTRA_ENGINES): they fail on purpose."""
-from backend.engines.base import Engine, ImageInput
+from facesketch.backend.engines.base import Engine, ImageInput
 
 
 class FailingEngine(Engine):

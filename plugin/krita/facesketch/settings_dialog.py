@@ -22,7 +22,7 @@ class SettingsDialog(QDialog):
         s = self.settings
         form = QFormLayout()
         self.address = QLineEdit(s.address)
-        self.address.setToolTip("tcp://HOST:PORT of the facesketch backend (python -m backend serve).")
+        self.address.setToolTip("tcp://HOST:PORT of the facesketch backend (facesketch serve).")
         self.timeout = QDoubleSpinBox()
         self.timeout.setRange(1.0, 3600.0)
         self.timeout.setSuffix(" s")

@@ -1,0 +1,1 @@
+"""The installer behind install.py (standard library only)."""
