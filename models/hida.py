@@ -2,14 +2,17 @@
 
 A U-Net with two stems (photo, depth), a MetaAconC encoder and a decoder of IDA blocks: each block
 upsamples (deformable 3x3 conv on a bilinear x2 at the two coarsest scales, a transposed conv
-elsewhere), switches its activation per pixel from a condition map (InfoACON) and modulates it
+elsewhere, or a nearest x2 followed by a 3x3 conv with `upsample="resize"`), switches its activation per pixel from a condition map (InfoACON) and modulates it
 with SPADE-style gamma/beta (DySPADE). The condition is [depth, style(3), appearance(1)].
 Heads: the sketch (tanh, [-1, 1]) and the reconstructed depth.
 
 `HIDAConfig.official()` reproduces the released checkpoint's module names and shapes, including
 the parameters it saves but never uses (`keep_unused`), so `load_official_hida` loads it strictly.
-`HIDAConfig.lite()` is the narrow model we train and ship; it skips the unused parameters.
-Reference: /work/shared/notes/model-architectures.md part 2.
+`HIDAConfig.lite()` is the narrow model we train and ship; it skips the unused parameters and
+upsamples by resize + conv: a stride-2 transposed conv gives each output pixel parity its own
+kernel, which draws a dotted grid on smooth regions (Odena et al., "Deconvolution and Checkerboard
+Artifacts", 2016). `resize_conv_from_transpose` turns trained transposed kernels into the closest
+resize-conv kernels, so weights trained the old way are a starting point for the new layers.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ class HIDAConfig:
     dropout: tuple[float, ...] = (0.5, 0.5, 0.5, 0.0, 0.0, 0.0, 0.0)
     spade_hidden: int = 128                                   # width of the (unused) SPADE mlp_shared
     keep_unused: bool = True                                  # build params the checkpoint saves but never uses
+    upsample: str = "transpose"                               # "transpose" (HIDA's) or "resize" (no grid texture)
     name: str = "official"
 
     @staticmethod
@@ -45,7 +49,7 @@ class HIDAConfig:
     def lite() -> "HIDAConfig":
         # 7.84M parameters: 15.7 MB as fp16 safetensors.
         return HIDAConfig(stem=32, down=(64, 128, 160, 160, 128, 128, 128), up=(128, 128, 160, 160, 128, 64, 32),
-                          keep_unused=False, name="lite")
+                          keep_unused=False, upsample="resize", name="lite")
 
     @staticmethod
     def named(name: str) -> "HIDAConfig":
@@ -60,7 +64,63 @@ class HIDAConfig:
 
     @staticmethod
     def from_dict(d: dict) -> "HIDAConfig":
+        # weights exported before `upsample` existed were trained with transposed convs
+        d = {"upsample": "transpose", **d}
         return HIDAConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+class ResizeConv(nn.Module):
+    """Nearest x2 then a 3x3 conv: the checkerboard-free replacement of ConvTranspose2d(k=4, s=2, p=1)."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, out_ch, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+def upsampler(in_ch: int, out_ch: int, mode: str) -> nn.Module:
+    if mode == "transpose":
+        return nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1)
+    if mode == "resize":
+        return ResizeConv(in_ch, out_ch)
+    raise ValueError(f"unknown upsample mode {mode!r} (transpose or resize)")
+
+
+def _transpose_to_resize_map() -> torch.Tensor:
+    """The linear map (9 x 16) from a 4x4 stride-2 transposed kernel to the 3x3 kernel whose
+    nearest-x2 + conv output is closest in least squares (on random inputs; channels separate)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 1, 24, 24, generator=g)
+    up = F.interpolate(x, scale_factor=2, mode="nearest")
+    basis_out = torch.stack([F.conv2d(up, e.view(1, 1, 3, 3), padding=1).flatten() for e in torch.eye(9)], 1)
+    targets = torch.stack([F.conv_transpose2d(x, e.view(1, 1, 4, 4), stride=2, padding=1).flatten()
+                           for e in torch.eye(16)], 1)
+    return torch.linalg.lstsq(basis_out[100:-100], targets[100:-100]).solution  # (9, 16); borders left out
+
+
+def resize_conv_from_transpose(weight: torch.Tensor) -> torch.Tensor:
+    """ConvTranspose2d weight (in, out, 4, 4) -> Conv2d weight (out, in, 3, 3) of the nearest resize-conv."""
+    m = _transpose_to_resize_map().to(weight)
+    w = weight.permute(1, 0, 2, 3).reshape(-1, 16)          # (out*in, 16)
+    return (w @ m.T).reshape(weight.shape[1], weight.shape[0], 3, 3)
+
+
+def adapt_state_dict(state: dict, model: nn.Module) -> dict:
+    """A state dict of a HIDA generator with transposed upsampling, made to fit `model` (resize
+    upsampling): `X.weight` (in, out, 4, 4) becomes `X.conv.weight`, biases move with it."""
+    want = model.state_dict()
+    out = {}
+    for k, v in state.items():
+        if k in want:
+            out[k] = v
+            continue
+        base, _, leaf = k.rpartition(".")
+        new = f"{base}.conv.{leaf}"
+        if new in want:
+            out[new] = resize_conv_from_transpose(v) if leaf == "weight" and v.dim() == 4 else v
+    return out
 
 
 class MetaAconC(nn.Module):
@@ -127,17 +187,17 @@ class IDABlock(nn.Module):
     """
 
     def __init__(self, in_ch: int, out_ch: int, skip_ch: int, use_dcn: bool, dropout: float,
-                 hidden: int, keep_unused: bool):
+                 hidden: int, keep_unused: bool, upsample: str = "transpose"):
         super().__init__()
         self.use_dcn = use_dcn
         self.has_skip = skip_ch > 0
         if not use_dcn or keep_unused:
-            self.layers = nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1)
+            self.layers = upsampler(in_ch, out_ch, upsample)
         if use_dcn or keep_unused:
             self.dcn = DCN(in_ch, out_ch, 3, 1, 1, deformable_groups=2)
         if self.has_skip or keep_unused:
             # Appearance map A: the skip feature collapsed to one channel at the output resolution.
-            self.en_conv = nn.ConvTranspose2d(skip_ch if self.has_skip else in_ch // 2, 1, 4, 2, 1)
+            self.en_conv = upsampler(skip_ch if self.has_skip else in_ch // 2, 1, upsample)
             self.metaAcon_en = MetaAconC(1, keep_unused=keep_unused)
             self.fc1 = nn.Conv2d(5, out_ch, 3, padding=1)     # condition [depth, style(3), A]
         if not self.has_skip or keep_unused:
@@ -192,12 +252,12 @@ class HIDAGenerator(nn.Module):
         for i in range(7):
             in_ch = prev + skips[i]
             setattr(self, f"up{i}", IDABlock(in_ch, cfg.up[i], skips[i], i in cfg.dcn_blocks, cfg.dropout[i],
-                                             cfg.spade_hidden, ku))
+                                             cfg.spade_hidden, ku, cfg.upsample))
             prev = cfg.up[i]
         head_in = prev + cfg.stem
-        self.final_rgb = nn.Sequential(MetaAconC(head_in, keep_unused=ku), nn.ConvTranspose2d(head_in, 1, 4, 2, 1),
+        self.final_rgb = nn.Sequential(MetaAconC(head_in, keep_unused=ku), upsampler(head_in, 1, cfg.upsample),
                                        nn.Tanh())
-        self.final_par = nn.Sequential(MetaAconC(head_in, keep_unused=ku), nn.ConvTranspose2d(head_in, 1, 4, 2, 1))
+        self.final_par = nn.Sequential(MetaAconC(head_in, keep_unused=ku), upsampler(head_in, 1, cfg.upsample))
 
     def forward(self, photo: torch.Tensor, depth: torch.Tensor, style: torch.Tensor,
                 cond_depth: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

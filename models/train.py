@@ -43,11 +43,18 @@ from .pix2pix import NLayerDiscriminator, UNetPix2Pix
 # -- data ------------------------------------------------------------------------------------
 
 class Batches:
-    """Random augmented batches from a pack held in memory as uint8."""
+    """Random augmented batches from a pack held in memory as uint8.
 
-    def __init__(self, pack, batch: int, device: str, seed: int = 0, augment: bool = True, zoom_out: float = 0.0):
+    Each sample is (photo, sketch, depth, style, parts): `parts` is the face-part weight map
+    (models.data.face_parts; zeros when none is given), moved by the same geometric augmentation.
+    `photometric` jitters the photo alone (exposure, contrast, colour, grey, noise): users' photos are
+    not FS2K's."""
+
+    def __init__(self, pack, batch: int, device: str, seed: int = 0, augment: bool = True, zoom_out: float = 0.0,
+                 parts: np.ndarray | None = None, photometric: bool = False):
         self.pack, self.batch, self.device, self.augment = pack, batch, device, augment
         self.zoom_out = zoom_out  # probability of shrinking the face into a wider, synthetic scene
+        self.parts, self.photometric = parts, photometric
         self.rng = np.random.default_rng(seed)
 
     def sample(self, idx=None):
@@ -58,11 +65,32 @@ class Batches:
         sketch = torch.from_numpy(p.sketches[idx])[:, None].float() / 127.5 - 1
         depth = torch.from_numpy(p.depths[idx])[:, None].float() / 255.0
         style = torch.from_numpy(p.styles[idx].astype(np.int64))
-        x = torch.cat([photo, sketch, depth], 1)
+        parts = (torch.from_numpy(self.parts[idx])[:, None].float() / 255.0 if self.parts is not None
+                 else torch.zeros_like(depth))
+        x = torch.cat([photo, sketch, depth, parts], 1)
         if self.augment:
             x = self._augment(x)
+            if self.photometric:
+                x[:, :3] = self._jitter(x[:, :3])
         x = x.to(self.device)
-        return x[:, :3], x[:, 3:4], x[:, 4:5], style.to(self.device)
+        return x[:, :3], x[:, 3:4], x[:, 4:5], style.to(self.device), x[:, 5:6]
+
+    def _jitter(self, photo):
+        """Exposure, contrast, saturation and tint changes, sometimes grey, sometimes sensor noise."""
+        out = []
+        for img in photo:
+            r = self.rng
+            img = (img + 1) / 2
+            grey = (img * torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0, keepdim=True)
+            sat = 0.0 if r.random() < 0.1 else float(r.uniform(0.5, 1.4))
+            img = grey + sat * (img - grey)
+            img = img * torch.tensor(r.uniform(0.9, 1.1, 3), dtype=img.dtype).view(3, 1, 1)  # tint
+            img = (img - 0.5) * float(r.uniform(0.7, 1.3)) + 0.5 + float(r.uniform(-0.12, 0.12))
+            img = img.clamp(0, 1) ** float(np.exp(r.uniform(-0.3, 0.3)))
+            if r.random() < 0.3:
+                img = img + torch.randn_like(img) * float(r.uniform(0.005, 0.03))
+            out.append(img.clamp(0, 1) * 2 - 1)
+        return torch.stack(out)
 
     def _augment(self, x):
         out = []
@@ -93,7 +121,8 @@ class Batches:
         sat = float(self.rng.uniform(0.1, 0.7))  # real backgrounds are rarely fully saturated
         bg = sat * bg + (1 - sat) * bg.mean(0, keepdim=True)
         bg = bg + torch.randn(3, size, size, generator=g) * float(self.rng.uniform(0, 0.08))
-        canvas = torch.cat([bg.clamp(-1, 1), torch.ones(1, size, size), torch.zeros(1, size, size)], 0)
+        extra = torch.zeros(img.shape[0] - 5, size, size)  # part weights: none outside the face
+        canvas = torch.cat([bg.clamp(-1, 1), torch.ones(1, size, size), torch.zeros(1, size, size), extra], 0)
         top, left = (int(self.rng.integers(0, size - small + 1)) for _ in range(2))
         canvas[:, top:top + small, left:left + small] = face
         return canvas
@@ -182,6 +211,11 @@ class Trainer:
             self.opt_d = torch.optim.AdamW(self.D.parameters(), lr=args.lr, betas=(0.5, 0.999))
             self.d_desc = f"ndf={ndf} n_layers={n_layers}"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.perceptual = None
+        if kind == "sketch" and getattr(args, "perceptual", 0) > 0:
+            from .vgg16_hed import PerceptualLoss
+            layers = tuple(args.vgg_layers.split(","))
+            self.perceptual = PerceptualLoss(layers=layers).to(self.device)
         self.step = 0
         path = os.path.join(args.out, "last.pt")
         if args.resume and os.path.exists(path):
@@ -197,6 +231,18 @@ class Trainer:
             print(f"resumed {kind} at step {self.step}", flush=True)
         elif os.path.exists(path) and not args.resume:
             raise SystemExit(f"{path} exists: pass --resume to continue or choose another --out")
+        elif getattr(args, "init_from", None):
+            self._init_from(args.init_from)
+
+    def _init_from(self, weights: str) -> None:
+        """Start a new run from exported weights (e.g. the shipped ones), converting transposed-conv
+        upsampling to resize-conv where the config changed (models.hida.adapt_state_dict)."""
+        from .export import load_weights
+        from .hida import adapt_state_dict
+        src = load_weights(weights, self.kind).state_dict()
+        state = adapt_state_dict(src, self.G) if self.kind == "sketch" else src
+        self.G.load_state_dict(state, strict=True)
+        print(f"initialised {self.kind} from {weights}", flush=True)
 
     def state(self) -> dict:
         return {"kind": self.kind, "config": self.config, "step": self.step, "G": self.G.state_dict(),
@@ -207,7 +253,7 @@ class Trainer:
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.float16, enabled=self.amp)
 
-    def train_step(self, photo, sketch, depth, style) -> dict:
+    def train_step(self, photo, sketch, depth, style, parts=None) -> dict:
         if self.kind == "depth":
             with self._autocast():
                 pred = self.G(photo)
@@ -235,13 +281,22 @@ class Trainer:
         with self._autocast():
             fake32 = fake.float()
             loss_gan = -self.D(torch.cat([cond, fake], 1)).float().mean()
-            loss_l1 = F.l1_loss(fake32, sketch)
+            # face parts weigh 1 + parts_weight (eyes, brows, nose, mouth, outline); mean weight kept at 1
+            weight = None if parts is None else 1 + getattr(self.args, "parts_weight", 0.0) * parts
+            if weight is None:
+                loss_l1 = F.l1_loss(fake32, sketch)
+            else:
+                loss_l1 = ((fake32 - sketch).abs() * weight).mean() / weight.mean()
             logs = {"d": loss_d.item(), "gan": loss_gan.item(), "l1": loss_l1.item()}
             if self.kind == "sketch":
                 loss_geo = torch.sqrt(F.mse_loss(depth_rec.float(), depth) + 1e-8)
                 loss_tex = gradient_direction_loss(fake32.repeat(1, 3, 1, 1), photo)
                 loss_g = loss_gan + 4 * loss_l1 + 4 * loss_geo + loss_tex
                 logs.update(geo=loss_geo.item(), tex=loss_tex.item())
+                if self.perceptual is not None:
+                    loss_p = self.perceptual(fake32, sketch, mask=weight)
+                    loss_g = loss_g + self.args.perceptual * loss_p
+                    logs["vgg"] = loss_p.item()
             else:
                 loss_g = loss_gan + 100 * loss_l1  # pix2pix's weights
         self.opt_g.zero_grad(set_to_none=True)
@@ -254,7 +309,7 @@ class Trainer:
 
     @torch.no_grad()
     def write_samples(self, sample_batch) -> str:
-        photo, sketch, depth, _ = sample_batch
+        photo, sketch, depth = sample_batch[:3]
         self.G.eval()
         rows = []
         for i in range(photo.shape[0]):
@@ -287,7 +342,12 @@ def run(kind: str, args) -> int:
         pack = _subset(pack, keep)
     test = load_pack(args.data, "test", limit=64)
     zoom_out = args.zoom_out if args.zoom_out is not None else (0.5 if kind == "depth" else 0.0)
-    batches = Batches(pack, args.batch, trainer.device, seed=args.seed + trainer.step, zoom_out=zoom_out)
+    parts = None
+    if kind == "sketch" and args.parts_weight > 0:
+        from .data.face_parts import parts_maps
+        parts = parts_maps(args.data, pack.ids, pack.photos.shape[1])
+    batches = Batches(pack, args.batch, trainer.device, seed=args.seed + trainer.step, zoom_out=zoom_out,
+                      parts=parts, photometric=args.photometric)
     fixed = Batches(test, 4, trainer.device, augment=False).sample(np.array([0, 13, 27, 41]) % len(test))
     print(f"{kind}: {sum(p.numel() for p in trainer.G.parameters()) / 1e6:.2f}M params, "
           f"{len(pack)} training images, device {trainer.device}"
@@ -356,6 +416,14 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--ngf", type=int, default=24, help="pix2pix width (24 = same size as lite HIDA)")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init-from", default=None, help="start a new run from exported weights (sketch: converts "
+                    "transposed-conv upsampling to resize-conv)")
+    ap.add_argument("--perceptual", type=float, default=0.0,
+                    help="weight of the HED-VGG16 perceptual loss (sketch; models.vgg16_hed must be prepared)")
+    ap.add_argument("--vgg-layers", default="relu1_2,relu2_2,relu3_3", help="VGG layers of the perceptual loss")
+    ap.add_argument("--parts-weight", type=float, default=0.0,
+                    help="extra loss weight on eyes, brows, nose, mouth and outline (sketch; from the pack's meshes)")
+    ap.add_argument("--photometric", action="store_true", help="jitter exposure, contrast and colour of the photos")
     ap.add_argument("--zoom-out", type=float, default=None,
                     help="probability of a zoomed-out (face in a wider scene) sample; default 0.5 for depth, else 0")
     ap.add_argument("--device", default=None)

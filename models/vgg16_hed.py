@@ -186,7 +186,7 @@ class VGG16HED(nn.Module):
         feats = self(x, SIDE_LAYERS)
         size = x.shape[-2:]
         logits = [F.interpolate(self.sides[s](feats[layer]), size=size, mode="bilinear", align_corners=False)
-                  for s, layer in zip(SIDES, SIDE_LAYERS)]  # dsn1 is already full size: interpolate is a no-op
+                  for s, layer in zip(SIDES[:5], SIDE_LAYERS)]  # dsn1 is already full size: interpolate is a no-op
         return torch.sigmoid(self.sides["fuse"](torch.cat(logits, 1)))
 
     @torch.no_grad()
@@ -228,20 +228,22 @@ class PerceptualLoss(nn.Module):
 def frechet_distance(feats_a, feats_b) -> float:
     """Frechet distance between Gaussians fitted to two feature sets (N, D) (as FID, on any features).
 
-    |mu_a - mu_b|^2 + Tr(A + B - 2 (A^1/2 B A^1/2)^1/2): Tr sqrtm(AB) computed with symmetric eigen-decompositions
-    only (float64), so no scipy and no complex round-off, and singular covariances (N < D) are fine.
+    |mu_a - mu_b|^2 + Tr(A + B - 2 (A^1/2 B A^1/2)^1/2) in float64 with symmetric eigen-decompositions only:
+    no scipy, no complex round-off, and singular covariances (N < D) are fine.
     """
-    a, b = (np.asarray(f.detach().cpu() if torch.is_tensor(f) else f, dtype=np.float64) for f in (feats_a, feats_b))
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-
-    def psd_sqrt(m):
-        w, v = np.linalg.eigh((m + m.T) / 2)
-        return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-
-    root_a = psd_sqrt(cov_a)
-    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0, None)).sum()
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * cross)
+    a, b = (torch.as_tensor(f).detach().cpu().double() for f in (feats_a, feats_b))
+    threads = torch.get_num_threads()
+    # one core does a 512 x 512 eigh in ~0.1 s; threaded LAPACK slows down ~30x while a training run holds the CPUs
+    torch.set_num_threads(1)
+    try:
+        cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
+        w, v = torch.linalg.eigh(cov_a)
+        root_a = (v * w.clamp(min=0).sqrt()) @ v.T
+        cross = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp(min=0).sqrt().sum()
+        d = (a.mean(0) - b.mean(0)).square().sum() + cov_a.trace() + cov_b.trace() - 2 * cross
+    finally:
+        torch.set_num_threads(threads)
+    return float(d)
 
 
 # ---------------------------------------------------------------- port check: plain numpy from the h5 arrays
@@ -282,7 +284,7 @@ def _np_hed(arrays, rgb):
         feats["relu" + name[4:]] = x
     h, w = rgb.shape[:2]
     logits = [_np_resize(_np_conv(feats[l], arrays[s + ".weight"], arrays[s + ".bias"])[:, :, 0], h, w)
-              for s, l in zip(SIDES, SIDE_LAYERS)]
+              for s, l in zip(SIDES[:5], SIDE_LAYERS)]
     fused = _np_conv(np.stack(logits, -1), arrays["fuse.weight"], arrays["fuse.bias"])[:, :, 0]
     return feats, 1 / (1 + np.exp(-fused))
 

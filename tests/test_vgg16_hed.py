@@ -116,5 +116,5 @@ def test_edges_on_a_drawn_line(vgg):
     near = torch.nn.functional.max_pool2d(on_line[None, None].float(), 7, 1, 3)[0, 0] > 0
     paper = ~near
     paper[:4], paper[-4:], paper[:, :4], paper[:, -4:] = False, False, False, False  # image borders look like edges
-    assert e[0, 0][near].max() > 0.5
-    assert e[0, 0][near].max() > 3 * e[0, 0][paper].mean()
+    assert e[0, 0][near].max() > 0.5  # measured: 0.86 on the line, at most 0.05 (mean 0.0005) on the paper
+    assert e[0, 0][paper].max() < 0.25
