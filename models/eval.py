@@ -8,6 +8,10 @@ each photo (each photo is drawn in its own annotated style):
   * ours: lite HIDA (models/weights/hida_lite.safetensors) with depth from our depth network;
   * ours, no depth: the same generator fed an all-zero depth map (the HIDA paper's ablation);
   * ours, mesh depth: fed the pack's MediaPipe depth map (what it was trained with);
+  * ours, previous weights (`--old-weights DIR`): the same pipeline with the weights we shipped before,
+    so that old and new are measured side by side in one run;
+  * colour dodge: the classic photo-editor pencil sketch, grey / (1 - blur(inverted grey)), Gaussian
+    radius 6 px at a 250-px picture (models.pencil.dodge_sketch);
   * pencil filter: models.pencil.pencil_sketch (no learning);
   * pix2pix U-Net: same size, same data, same step budget (python -m facesketch.models.train pix2pix).
 Metrics: SCOOT and SSIM (models.metrics, FS2K toolbox definitions), per style and overall.
@@ -27,13 +31,13 @@ from PIL import Image
 
 from .data.pack import load_pack
 from .export import load_weights, read_metadata
-from .paths import REPO, RESULTS_DIR, weights_dir
+from .paths import REPO, RESULTS_DIR, cache_dir, weights_dir
 from .hida import style_vector_from_labels
 from .metrics import scoot, ssim
-from .pencil import pencil_sketch
+from .pencil import dodge_sketch, pencil_sketch
 
 RESULTS = RESULTS_DIR
-DEFAULT_PIX2PIX = "/root/.cache/facesketch/train/pix2pix/pix2pix.safetensors"
+DEFAULT_PIX2PIX = cache_dir("train", "pix2pix", "pix2pix.safetensors")
 
 
 def _to_u8(t: torch.Tensor) -> np.ndarray:
@@ -51,10 +55,17 @@ def evaluate(args) -> int:
     gen = load_weights(sketch_path, "sketch")
     depth_net = load_weights(depth_path, "depth")
     p2p = load_weights(args.pix2pix, "pix2pix") if args.pix2pix and os.path.isfile(args.pix2pix) else None
+    old = None
+    if args.old_weights:
+        old_sketch = os.path.join(args.old_weights, "hida_lite.safetensors")
+        old = (load_weights(old_sketch, "sketch"),
+               load_weights(os.path.join(args.old_weights, "depth_lite.safetensors"), "depth"))
     steps = {"ours": read_metadata(sketch_path).get("step", "?"),
+             "old": read_metadata(old_sketch).get("step", "?") if old else None,
              "pix2pix": read_metadata(args.pix2pix).get("step", "?") if p2p else None}
 
-    methods = ["ours", "ours, no depth", "ours, mesh depth", "pencil filter"] + (["pix2pix U-Net"] if p2p else [])
+    methods = (["ours"] + (["ours, previous weights"] if old else []) + ["ours, no depth", "ours, mesh depth",
+               "colour dodge", "pencil filter"] + (["pix2pix U-Net"] if p2p else []))
     scores = {m: {"scoot": [], "ssim": []} for m in methods}
     styles = pack.styles[idx]
     t0 = time.time()
@@ -72,11 +83,14 @@ def evaluate(args) -> int:
                     "ours, mesh depth": gen(photo, mesh_depth, style)[0]}
             if p2p is not None:
                 outs["pix2pix U-Net"] = p2p(photo)
+            if old is not None:
+                outs["ours, previous weights"] = old[0](photo, old[1](photo), style)[0]
         outs = {k: _to_u8(v[:, 0]) for k, v in outs.items()}
         for j, i in enumerate(b):
             gt = pack.sketches[i]
             outs_i = {k: v[j] for k, v in outs.items()}
             outs_i["pencil filter"] = pencil_sketch(pack.photos[i])
+            outs_i["colour dodge"] = dodge_sketch(pack.photos[i])
             for m in methods:
                 scores[m]["scoot"].append(scoot(gt, outs_i[m]))
                 scores[m]["ssim"].append(ssim(gt, outs_i[m]))
@@ -85,7 +99,11 @@ def evaluate(args) -> int:
                     three = gen(photo[j:j + 1].repeat(3, 1, 1, 1), depth[j:j + 1].repeat(3, 1, 1, 1),
                                 style_vector_from_labels(torch.tensor([0, 1, 2])))[0]
                 row = [pack.photos[i], (depth[j, 0].clamp(0, 1) * 255 + 0.5).byte().numpy()]
-                row += list(_to_u8(three[:, 0])) + [gt]
+                row += list(_to_u8(three[:, 0]))
+                if old is not None:
+                    with torch.inference_mode():
+                        row.append(_to_u8(old[0](photo[j:j + 1], old[1](photo[j:j + 1]), style[j:j + 1])[0][0, 0]))
+                row += [outs_i["colour dodge"], gt]
                 grid_rows.append(row)
         done = min(start + args.batch, len(idx))
         print(f"{done}/{len(idx)} photos ({time.time() - t0:.0f} s)", flush=True)
@@ -130,21 +148,25 @@ def _report(table, args, n, n_all, steps, seconds) -> str:
     return (
         "# Photo → sketch on FS2K (official test split)\n\n"
         f"Command: `python -m facesketch.models.eval sketch --data PACK"
-        + (f" --limit {args.limit}" if args.limit else "") + "`\n\n"
+        + (f" --limit {args.limit}" if args.limit else "")
+        + (" --old-weights OLD" if args.old_weights else "") + "`\n\n"
         f"Photos evaluated: {n} of {n_all} test photos"
         + (" (spread evenly over the split)" if n < n_all else "")
         + f"; per style: Style 1 {counts['s1']}, Style 2 {counts['s2']}, Style 3 {counts['s3']}. "
         f"Every photo is drawn in its own annotated style and compared with its artist sketch, both in the "
         f"pack's aligned 256×256 frame (FS2K's toolbox compares at the original sketch size; our frame is the "
         f"aligned crop, so numbers are not directly comparable with published tables). Higher is better for both.\n\n"
-        f"Our generator: lite HIDA, {steps['ours']} training steps; pix2pix: {steps['pix2pix'] or 'not available'} "
+        f"Our generator: lite HIDA, {steps['ours']} training steps"
+        + (f" (previous weights: {steps['old']} steps)" if steps["old"] else "") + "; pix2pix: {steps['pix2pix'] or 'not available'} "
         f"steps (same data, augmentation, batch and step budget; the same light PatchGAN discriminator design, fed photo+sketch for pix2pix and depth+sketch for ours; pix2pix's own loss, hinge GAN + 100×L1). Evaluation took {seconds:.0f} s on CPU.\n\n"
         + head + "\n".join(lines) + "\n\n"
         "* ours: depth from our depth network (what the engine does).\n"
         "* ours, no depth: the same generator with an all-zero depth map (HIDA's ablation).\n"
-        "* ours, mesh depth: the pack's MediaPipe face-mesh depth (what the generator was trained with).\n\n"
+        "* ours, mesh depth: the pack's MediaPipe face-mesh depth (what the generator was trained with).\n"
+        "* colour dodge: grey / (1 - blur(inverted grey)), the pencil sketch of every photo editor.\n\n"
         "![grid](sketch_grid.png)\n\n"
-        "Grid columns: photo | depth (our network) | our Style 1 | Style 2 | Style 3 | artist sketch.\n"
+        "Grid columns: photo | depth (our network) | our Style 1 | Style 2 | Style 3 | "
+        + ("previous weights in the photo's style | " if args.old_weights else "") + "colour dodge | artist sketch.\n"
         "Photos are from the FS2K test split (Fan et al., FS2K, https://github.com/DengPingFan/FS2K).\n"
     )
 
@@ -167,6 +189,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", required=True)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--weights", default=weights_dir())
+    ap.add_argument("--old-weights", default=None, help="folder with the previously shipped sketch and depth "
+                    "weights, evaluated side by side")
     ap.add_argument("--pix2pix", default=DEFAULT_PIX2PIX, help="pix2pix baseline fp16 safetensors")
     ap.add_argument("--out-dir", default=RESULTS)
     ap.add_argument("--batch", type=int, default=8)

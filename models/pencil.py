@@ -6,6 +6,9 @@ compendium") multiplied by a tonal layer: the photo's smoothed luminance lifted 
 and modulated by a procedural, diagonal pencil-hatching texture (in the spirit of Lu et al. 2012,
 "Combining sketch and tone for pencil drawing production").
 
+dodge_sketch: the classic colour-dodge pencil sketch every photo editor offers:
+grey / (1 - blur(inverted grey)), the baseline a user compares us with.
+
 rough_sketch: what a person draws in a few dozen strokes: only the strongest, coarse contours,
 binarised, thickened, broken into stroke-length pieces and jittered by a smooth random displacement.
 
@@ -116,6 +119,20 @@ def pencil_sketch(rgb_uint8, sigma: float = 1.0, k: float = 1.6, tau: float = 0.
         darkness = darkness * (1.0 - texture + texture * 2.0 * (1.0 - grain))
         tone = (1.0 - darkness).clamp(0, 1)
         out = lines * tone
+    return (out[0, 0].numpy() * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+
+
+def dodge_sketch(rgb_uint8, radius: float = 6.0, reference: int = 250) -> np.ndarray:
+    """Photo -> the colour-dodge pencil sketch, grayscale uint8 (H, W).
+
+    Grey layer, an inverted copy blurred with a Gaussian of `radius` pixels (at a picture whose longer
+    side is `reference` pixels; scaled with the picture), combined in colour-dodge mode:
+    grey / (1 - blur(1 - grey)), clipped to white."""
+    g = _to_gray(rgb_uint8)
+    sigma = radius * max(g.shape[-2:]) / reference
+    with torch.no_grad():
+        inv_blur = blur(1.0 - g, sigma)
+        out = (g / (1.0 - inv_blur).clamp_min(1e-4)).clamp(0, 1)
     return (out[0, 0].numpy() * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
 
 

@@ -57,3 +57,14 @@ def test_filters_reject_bad_input():
         pencil_sketch(np.zeros((4, 4, 3), np.uint8))
     with pytest.raises(ValueError):
         rough_sketch(np.zeros((10, 10, 2), np.uint8))
+
+
+def test_dodge_sketch_is_paper_on_flat_areas_and_dark_at_edges():
+    from facesketch.models.pencil import dodge_sketch
+    flat = np.full((100, 80, 3), 120, np.uint8)
+    assert dodge_sketch(flat).min() >= 254          # grey / (1 - blur(1 - grey)) = 1 where nothing changes
+    step = np.full((100, 80, 3), 230, np.uint8)
+    step[:, 40:] = 40                                # a dark shape on light ground
+    out = dodge_sketch(step)
+    assert out.shape == (100, 80) and out.dtype == np.uint8
+    assert out[:, 41].mean() < 120 and out[:, 5].mean() > 250 and out[:, 75].mean() > 200
