@@ -208,7 +208,7 @@ class Service:
                 raise ProtocolError(
                     ErrorCode.VERSION_MISMATCH,
                     f"this backend speaks protocol version {protocol.PROTOCOL_VERSION} and the request says "
-                    f"{header.get('v')!r}: update the plug-in and the backend together (python3 install.py)")
+                    f"{protocol.short_repr(header.get('v'))}: update the plug-in and the backend together (python3 install.py)")
             op = header.get("op")
             frames = msg[2:]
             if op == protocol.OP_HELLO:
@@ -221,7 +221,7 @@ class Service:
                 self._on_cancel(router, identity, request_id)
             else:
                 raise ProtocolError(ErrorCode.UNKNOWN_OP,
-                                    f"unknown op {op!r}; this backend knows {', '.join(protocol.OPS)}")
+                                    f"unknown op {protocol.short_repr(op)}; this backend knows {', '.join(protocol.OPS)}")
         except (ProtocolError, EngineError) as exc:
             self._error(router, identity, request_id, exc.code, exc.message)
         except Exception as exc:  # never let one request take the service down
@@ -248,7 +248,7 @@ class Service:
         engine = self.engines.get(name) if isinstance(name, str) else None
         if engine is None:
             raise ProtocolError(ErrorCode.UNKNOWN_ENGINE,
-                                f"no engine named {name!r}; this backend offers {', '.join(self.engines)}")
+                                f"no engine named {protocol.short_repr(name)}; this backend offers {', '.join(self.engines)}")
         params = header.get("params", {})
         if not isinstance(params, dict):
             raise ProtocolError(ErrorCode.BAD_HEADER, "'params' must be a map of parameter names to values")
@@ -263,22 +263,26 @@ class Service:
         for s in names:
             if s not in known_inputs:
                 raise ProtocolError(ErrorCode.BAD_HEADER,
-                                    f"engine '{engine.name}' takes no image named {s!r}; it takes {', '.join(sorted(known_inputs))}")
+                                    f"engine '{engine.name}' takes no image named {protocol.short_repr(s)}; it takes {', '.join(sorted(known_inputs))}")
         if len(set(names)) != len(names):
             raise ProtocolError(ErrorCode.BAD_HEADER, "two images share one name")
         missing = [i.name for i in engine.inputs if i.required and i.name not in names]
         if missing:
             raise ProtocolError(ErrorCode.BAD_FRAMES, f"engine '{engine.name}' needs image {', '.join(missing)}")
+        # Every field's type is checked here, before it is hashed, compared or quoted: a peer's list where a
+        # string belongs is its mistake (bad_header), never the backend's (internal).
         outputs = header.get("outputs") or list(engine.default_outputs)
-        if not isinstance(outputs, list) or any(o not in engine.outputs for o in outputs):
-            raise ProtocolError(ErrorCode.BAD_HEADER,
-                                f"engine '{engine.name}' can return {', '.join(engine.outputs)}; asked for {outputs!r}")
+        if not isinstance(outputs, list) or any(not isinstance(o, str) or o not in engine.outputs for o in outputs):
+            raise ProtocolError(ErrorCode.BAD_HEADER, f"engine '{engine.name}' can return "
+                                                      f"{', '.join(engine.outputs)}; asked for {protocol.short_repr(outputs)}")
         reply_format = header.get("reply_format")
-        if reply_format is not None and reply_format not in protocol.PIXEL_FORMATS:
-            raise ProtocolError(ErrorCode.BAD_HEADER, f"unknown reply_format {reply_format!r}")
+        if reply_format is not None and (not isinstance(reply_format, str) or reply_format not in protocol.PIXEL_FORMATS):
+            raise ProtocolError(ErrorCode.BAD_HEADER, f"unknown reply_format {protocol.short_repr(reply_format)}; "
+                                                      f"use one of {', '.join(protocol.PIXEL_FORMATS)}")
         supersede = header.get("supersede")
-        if supersede is not None and not isinstance(supersede, str):
-            raise ProtocolError(ErrorCode.BAD_HEADER, "'supersede' must be a string key")
+        if supersede is not None and (not isinstance(supersede, str) or not 0 < len(supersede) <= protocol.MAX_NAME_CHARS):
+            raise ProtocolError(ErrorCode.BAD_HEADER,
+                                f"'supersede' must be a string key of 1 to {protocol.MAX_NAME_CHARS} characters")
         ready, reason = engine.readiness()
         if not ready:
             raise ProtocolError(ErrorCode.NOT_READY, f"the '{engine.name}' engine is not ready: {reason}")

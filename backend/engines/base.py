@@ -11,13 +11,26 @@ RGBA arrays, or float32 RGBA in [0, 1].
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import reprlib
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 
 from facesketch.models.paths import weights_path  # noqa: F401  (engines find their weights through it)
+
+
+_SHORT = reprlib.Repr()  # quoting a client's value in a message: bounded in length and depth
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlist, _SHORT.maxdict = 3, 60, 60, 4, 4
+
+
+def _finite(number) -> bool:
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
 
 
 class EngineError(Exception):
@@ -63,7 +76,7 @@ class Param:
 
     def validate(self, value: Any) -> Any:
         """Return the value in canonical type, or raise EngineError('bad_param')."""
-        bad = lambda why: EngineError("bad_param", f"parameter '{self.name}': {why} (got {value!r})")
+        bad = lambda why: EngineError("bad_param", f"parameter '{self.name}': {why} (got {_SHORT.repr(value)})")
         if self.kind == "bool":
             if not isinstance(value, bool):
                 raise bad("expected true or false")
@@ -71,11 +84,11 @@ class Param:
         if self.kind in ("float", "int"):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise bad(f"expected a number")
+            if not _finite(value):  # NaN, ±inf (int() of them raises), an int beyond any float
+                raise bad("expected a finite number")
             if self.kind == "int" and int(value) != value:
                 raise bad("expected a whole number")
             value = int(value) if self.kind == "int" else float(value)
-            if value != value:  # NaN
-                raise bad("expected a number")
             self._check_range(value, bad)
             return value
         if self.kind == "choice":
@@ -88,8 +101,10 @@ class Param:
                 raise bad(f"expected a list of {self.length} numbers")
             out = []
             for v in value:
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
                     raise bad(f"expected a list of {self.length} numbers")
+                if not _finite(v):
+                    raise bad(f"expected a list of {self.length} finite numbers")
                 self._check_range(float(v), bad)
                 out.append(float(v))
             return out

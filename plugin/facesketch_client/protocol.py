@@ -10,6 +10,8 @@ neither side copies or re-encodes them. Pure Python (msgpack only), so it runs i
 """
 from __future__ import annotations
 
+import reprlib
+
 import msgpack
 
 PROTOCOL_VERSION = 1
@@ -80,6 +82,18 @@ class ProtocolError(Exception):
         self.message = message
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlist, _SHORT.maxdict = 3, 60, 60, 4, 4
+
+
+def short_repr(value) -> str:
+    """repr() for quoting a peer's value in a message: bounded in length and depth, whatever was sent."""
+    return _SHORT.repr(value)
+
+
+MAX_NAME_CHARS = 128  # image names, supersede keys
+
+
 def pack_header(header: dict) -> bytes:
     return msgpack.packb(header, use_bin_type=True)
 
@@ -113,10 +127,14 @@ def check_image_spec(spec, frame_len: int, max_pixels: int) -> dict:
     if not isinstance(spec, dict):
         raise ProtocolError(ErrorCode.BAD_HEADER, "each image description must be a map")
     name = spec.get("name", "image")
-    fmt = spec.get("format")
-    if fmt not in PIXEL_FORMATS:
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_CHARS:
         raise ProtocolError(ErrorCode.BAD_HEADER,
-                            f"image '{name}': unknown pixel format {fmt!r}; use one of {', '.join(PIXEL_FORMATS)}")
+                            f"an image's 'name' must be a string of 1 to {MAX_NAME_CHARS} characters, "
+                            f"not {short_repr(name)}")
+    fmt = spec.get("format")
+    if not isinstance(fmt, str) or fmt not in PIXEL_FORMATS:
+        raise ProtocolError(ErrorCode.BAD_HEADER, f"image '{name}': unknown pixel format {short_repr(fmt)}; "
+                                                  f"use one of {', '.join(PIXEL_FORMATS)}")
     w, h = spec.get("width"), spec.get("height")
     for key, value in (("width", w), ("height", h)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -129,9 +147,12 @@ def check_image_spec(spec, frame_len: int, max_pixels: int) -> dict:
                             f"limit of {max_pixels / 1e6:.1f} megapixels; scale it down or raise --max-pixels")
     bpp = bytes_per_pixel(fmt)
     stride = spec.get("stride", w * bpp)
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < w * bpp:
+    if isinstance(stride, bool) or not isinstance(stride, int):
+        raise ProtocolError(ErrorCode.BAD_HEADER, f"image '{name}': stride must be a whole number of bytes, "
+                                                  f"not {short_repr(stride)}")
+    if stride < w * bpp:
         raise ProtocolError(ErrorCode.SIZE_MISMATCH,
-                            f"image '{name}': row stride {stride!r} is shorter than a row ({w} x {bpp} bytes)")
+                            f"image '{name}': row stride {short_repr(stride)} is shorter than a row ({w} x {bpp} bytes)")
     # The last row need not be padded to the full stride.
     expected = stride * (h - 1) + w * bpp
     if frame_len != expected and frame_len != stride * h:
