@@ -16,6 +16,9 @@ toolbox computes it (scoot_measure.m, eval_from_json.m):
 SSIM: pytorch-msssim's ssim on the grayscale pair (11x11 Gaussian window, sigma 1.5,
 K = (0.01, 0.03), data range 255, like MATLAB's ssim; pytorch-msssim ignores a 5-pixel border
 instead of MATLAB's replicate padding, so values differ from MATLAB's in the third decimal).
+
+periodic_energy: how strongly a sketch of a smooth region repeats on the lattice of a stride-2
+decoder (the dotted grid texture of transposed convolutions); 1 = no more than chance.
 """
 
 from __future__ import annotations
@@ -134,3 +137,32 @@ def ssim(ground_truth, synthesis) -> float:
     x = torch.from_numpy(gt.astype(np.float32))[None, None]
     y = torch.from_numpy(syn.astype(np.float32))[None, None]
     return float(_ssim(x, y, data_range=255.0, size_average=True))
+
+
+def periodic_energy(gray, model_frame: int, model_size: int = 256, periods=(2, 4, 8)) -> float:
+    """Grid-texture score of `gray` (a crop of a sketch), 1 = none, >> 1 = a visible grid.
+
+    A decoder whose upsampling repeats every `period` pixels at the model's resolution puts its
+    energy on a lattice of frequencies. `model_frame` is how many picture pixels the model's
+    `model_size` frame covered (the sketch engine's global pass covers the picture's longer side), so
+    the lattice is placed in the crop's own frequencies. Score: the share of the crop's fine detail
+    (minus a Gaussian blur of 1.5 px) on the lattice, divided by the share of lattice bins."""
+    import torch
+
+    from .pencil import blur
+    a = torch.from_numpy(np.asarray(gray, np.float32) / 255.0)[None, None]
+    r = (a - blur(a, 1.5))[0, 0].numpy().astype(np.float64)
+    r = r - r.mean()
+    h, w = r.shape
+    power = np.abs(np.fft.fft2(r)) ** 2
+    fy, fx = np.meshgrid(np.fft.fftfreq(h) * h, np.fft.fftfreq(w) * w, indexing="ij")  # cycles per crop
+    lattice = np.zeros(power.shape, bool)
+    for period in periods:
+        px = period * model_frame / model_size  # that period in picture pixels
+        cy, cx = h / px, w / px
+        lattice |= (np.abs(np.round(fy / cy) * cy - fy) < 0.5) & (np.abs(np.round(fx / cx) * cx - fx) < 0.5)
+    lattice[0, 0] = False
+    total = power.sum()
+    if total <= 1e-12:
+        return 1.0  # a blank crop has no texture at all
+    return float((power[lattice].sum() / total) / (lattice.sum() / lattice.size))
