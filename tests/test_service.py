@@ -198,6 +198,28 @@ def test_hello_lists_engines_with_readiness(client):
     assert engines["echo"]["params"][0]["name"] == "delay"
 
 
+def test_hello_details_tell_hosts_the_face_canvas_template_and_defaults(client, make_backend, tmp_path):
+    """What the plug-ins draw and preset comes from the backend (models/data/face_template.py), not from copies."""
+    from facesketch.models.data.face_template import crop_boxes
+    engines = {e["name"]: e for e in client.hello()["engines"]}
+    face = engines["face"]["details"]
+    boxes = crop_boxes(face["canvas"])
+    assert face["boxes"] == {"left_eye": list(boxes["eye1"]), "right_eye": list(boxes["eye2"]),
+                             "nose": list(boxes["nose"]), "mouth": list(boxes["mouth"])}
+    assert face["defaults"] == {p["name"]: p["default"] for p in engines["face"]["params"]}
+    assert face["defaults"]["gender"] == "female" and face["defaults"]["blend_nose"] == 1.0
+    assert engines["echo"]["details"] == {"defaults": {"delay": 0.0}}
+    # without weights the face engine is not ready, and still says where the face goes
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    bare = make_backend(env={"FACESKETCH_WEIGHTS_DIR": str(empty)})
+    with Client(bare.address, timeout_s=30) as c:
+        caps = c.hello()
+    face2 = next(e for e in caps["engines"] if e["name"] == "face")
+    assert face2["ready"] is False and face2["details"]["canvas"] == face["canvas"]
+    assert face2["details"]["boxes"] == face["boxes"]
+
+
 def test_duplicate_request_id_is_refused(backend):
     raw = Raw(backend.address)
     try:

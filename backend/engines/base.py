@@ -160,6 +160,12 @@ class Engine:
     default_outputs: tuple[str, ...] = ()  # what a request gets when it names none
     details: dict = {}                     # extra facts for hosts, e.g. {"canvas": 256} (msgpack-able)
 
+    def host_details(self) -> dict:
+        """What hosts need to know beyond the parameter list, for the hello reply's `details`: always
+        "defaults" (parameter name -> default); engines add their own facts (the face engine: its canvas
+        and template boxes) by overriding this or setting `details`."""
+        return {**dict(self.details), "defaults": {p.name: p.default for p in self.params}}
+
     def readiness(self) -> tuple[bool, str]:
         """(True, "") when the engine can run; else (False, a plain-language reason)."""
         return True, ""
@@ -184,7 +190,7 @@ class Engine:
             "inputs": [{"name": i.name, "help": i.help, "required": i.required} for i in self.inputs],
             "outputs": list(self.outputs),
             "default_outputs": list(self.default_outputs),
-            "details": dict(self.details),
+            "details": self.host_details(),
         }
 
     def validate_params(self, given: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,9 @@ output shows where, as a guide drawn from the nearest plausible faces.
 """
 from __future__ import annotations
 
+import json
 import os
+import struct
 import threading
 
 import numpy as np
@@ -19,6 +21,25 @@ WEIGHTS_FILE = "face_lite.safetensors"
 # parameter -> model component ("left" = on the left of the image, as the user sees the canvas)
 BLEND_PARAMS = (("blend_left_eye", "eye1"), ("blend_right_eye", "eye2"), ("blend_nose", "nose"),
                 ("blend_mouth", "mouth"), ("blend_remainder", "remainder"))
+
+
+# hello details "boxes": host-facing part name -> face_template component ("left" = image-left, as BLEND_PARAMS)
+TEMPLATE_PARTS = (("left_eye", "eye1"), ("right_eye", "eye2"), ("nose", "nose"), ("mouth", "mouth"))
+DEFAULT_CONFIG = "lite"  # what load_safetensors assumes when the weights name no config
+
+
+def _weights_config(path: str) -> str | None:
+    """The DeepFaceDrawing config the weights were saved with (their safetensors metadata), read from the file's
+    JSON header alone; None when the file names none or cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            if n > 100_000_000:
+                return None
+            header = json.loads(fh.read(n))
+        return (header.get("__metadata__") or {}).get("config")
+    except (OSError, ValueError, struct.error, AttributeError):
+        return None
 
 
 def _blend_param(name: str, part: str) -> Param:
@@ -45,6 +66,7 @@ class FaceEngine(Engine):
     def __init__(self):
         self._lock = threading.Lock()
         self._loaded = None  # (path, mtime, device, model, bank)
+        self._canvas = None  # ((path, mtime), canvas)
 
     def _path(self) -> str:
         return weights_path(WEIGHTS_FILE)
@@ -57,6 +79,35 @@ class FaceEngine(Engine):
 
     def load(self, device: str) -> None:
         self._get(device)
+
+    # -- what hosts are told (hello details) ------------------------------------------------------
+
+    def host_details(self) -> dict:
+        """The canvas the model works on and the template boxes on it (from models/data/face_template.py, the
+        boxes the training data was aligned to), so hosts draw the template and size a face canvas from the
+        model instead of keeping copies. Known without loading the weights, also when they are missing."""
+        from facesketch.models.data.face_template import crop_boxes
+        canvas = self.canvas()
+        boxes = crop_boxes(canvas)
+        return {**super().host_details(), "canvas": canvas,
+                "boxes": {part: list(boxes[component]) for part, component in TEMPLATE_PARTS}}
+
+    def canvas(self) -> int:
+        """The model's square canvas: its config's, as the weights file names it (the default config without one)."""
+        path = self._path()
+        try:
+            key = (path, os.path.getmtime(path))
+        except OSError:
+            key = (path, None)
+        if self._canvas is None or self._canvas[0] != key:
+            from facesketch.models.deepfacedrawing import get_config
+            name = _weights_config(path) if key[1] is not None else None
+            try:
+                cfg = get_config(name or DEFAULT_CONFIG)
+            except ValueError:
+                cfg = get_config(DEFAULT_CONFIG)
+            self._canvas = (key, cfg.canvas)
+        return self._canvas[1]
 
     def _get(self, device: str):
         ready, reason = self.readiness()
