@@ -1,15 +1,15 @@
-"""The GIMP plug-in's GIMP-free part: engine parameters, output choice, layer names, messages.
-(The plug-in in real GIMP is tests/test_gimp_host.py.)"""
-import os
+"""The host-free part both plug-ins share (facesketch_client.jobs): engine parameters, capabilities, output
+choice, layer names, messages. (The plug-ins in real GIMP and Krita: tests/test_gimp_host.py, test_krita_host.py.)"""
+import subprocess
 import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "plugin", "gimp",
-                                "facesketch"))
-import job_spec  # noqa: E402
-from facesketch_client import settings as fs_settings  # noqa: E402
-from facesketch_client.client import BackendError, BackendTimeout, BackendUnreachable  # noqa: E402
+from facesketch_client import jobs as job_spec
+from facesketch_client import settings as fs_settings
+from facesketch_client.client import BackendError, BackendTimeout, BackendUnreachable
+
+GIMP_MENU = "Filters \u25b8 Artistic \u25b8 Face sketch backend\u2026"
 
 SKETCH_INFO = {"name": "sketch", "ready": True, "outputs": ["sketch", "depth"], "default_outputs": ["sketch"],
                "params": [{"name": "style"}, {"name": "style_mix"}, {"name": "strength"}]}
@@ -18,7 +18,10 @@ ECHO_INFO = {"name": "echo", "ready": True, "outputs": ["image"], "default_outpu
 
 
 def test_style_params():
-    assert job_spec.sketch_params("style-2", (0.3, 0.3, 0.4)) == {"style": "2", "strength": 1.0}
+    assert job_spec.sketch_params("2", (0.3, 0.3, 0.4)) == {"style": "2", "strength": 1.0}
+    assert job_spec.sketch_params("3", strength=0.5) == {"style": "3", "strength": 0.5}
+    with pytest.raises(ValueError, match="Unknown sketch style"):
+        job_spec.sketch_params("style-2")
     mix = job_spec.sketch_params("mix", (1.0, 1.0, 2.0))
     assert mix["style"] == "mix" and mix["style_mix"] == pytest.approx([0.25, 0.25, 0.5])
     with pytest.raises(ValueError, match="at least one weight"):
@@ -32,7 +35,7 @@ def test_params_are_filtered_to_what_the_engine_declares():
 
 
 def test_face_params():
-    values = {arg: 0.1 * i for i, (arg, _e, _l) in enumerate(job_spec.FACE_SLIDERS)}
+    values = {name: 0.1 * i for i, (name, _label) in enumerate(job_spec.FACE_SLIDERS)}
     params = job_spec.face_params(values, "male")
     assert params["gender"] == "male"
     assert params["blend_left_eye"] == 0.0 and params["master"] == pytest.approx(0.5)
@@ -56,18 +59,23 @@ def test_layer_names():
 def test_messages_say_what_to_do():
     s = fs_settings.Settings(address="tcp://127.0.0.1:5999", autostart=False,
                              backend_command=["/opt/fs/.venv/bin/facesketch", "serve"])
-    msg = job_spec.explain_backend_error(BackendUnreachable("unreachable", "backend not reachable at X"), s)
-    assert "backend not reachable at X." in msg
+    explain = lambda err: job_spec.explain_backend_error(err, s, "GIMP", GIMP_MENU)  # noqa: E731
+    msg = explain(BackendUnreachable("unreachable", "backend not reachable at X"))
+    assert msg.startswith("Backend not reachable at X.\n")
     assert "starts with: /opt/fs/.venv/bin/facesketch serve" in msg
-    assert "Start a local backend automatically" in msg and "Face sketch backend" in msg
+    assert "To have GIMP start it" in msg and "Start a local backend automatically" in msg and "Face sketch backend" in msg
+    krita = job_spec.explain_backend_error(BackendUnreachable("unreachable", "x"), s, "Krita", "the docker's Settings")
+    assert "To have Krita start it" in krita and "in the docker's Settings" in krita
     s.autostart, s.backend_command = True, []
-    msg = job_spec.explain_backend_error(BackendUnreachable("unreachable", "backend not reachable at X"), s)
+    msg = explain(BackendUnreachable("unreachable", "backend not reachable at X"))
     assert "no local backend is set up here: run python3 install.py" in msg
-    msg = job_spec.explain_backend_error(BackendTimeout("timeout", "no answer within 5 s"), s)
-    assert msg.startswith("no answer within 5 s\n") and "raise the timeout in Filters" in msg
+    msg = explain(BackendTimeout("timeout", "no answer within 5 s"))
+    assert msg.startswith("No answer within 5 s\n") and "raise the timeout in Filters" in msg
     assert job_spec.not_ready_message("sketch", "no trained weights in models/weights") == \
         "The backend's 'sketch' engine is not ready: no trained weights in models/weights"
-    assert "megapixels" in job_spec.explain_backend_error(BackendError("too_large", "2.0 megapixels"), s)
+    assert "megapixels" in explain(BackendError("too_large", "2.0 megapixels"))
+    assert explain(BackendError("not_ready", "the 'face' engine is not ready: no weights")) == \
+        "The 'face' engine is not ready: no weights"
     assert "1100x1000 = 1.1 megapixels" in job_spec.too_large_message(1100, 1000, 1_000_000)
 
 
@@ -88,3 +96,41 @@ def test_extra_params():
     for bad in ("[1]", "k=5"):
         with pytest.raises(ValueError, match="JSON object"):
             job_spec.parse_extra_params(bad)
+
+
+FACE_INFO = {"name": "face", "ready": False, "reason": "no weights",
+             "params": [{"name": "blend_nose", "default": 1.0}, {"name": "gender", "default": "female"}],
+             "details": {"canvas": 256, "boxes": {"left_eye": [54, 78, 64], "right_eye": [128, 78, 64],
+                                                  "nose": [91, 116, 80], "mouth": [85, 151, 96]},
+                         "defaults": {"blend_nose": 1.0, "gender": "female"}}}
+
+
+def test_face_layout_and_defaults_come_from_the_hello_details():
+    caps = {"engines": [FACE_INFO, ECHO_INFO]}
+    layout = job_spec.face_layout(caps)
+    assert layout.canvas == 256 and layout.boxes["nose"] == (91, 116, 80)
+    assert set(layout.boxes) == {part for part, _label in job_spec.FACE_PARTS}
+    assert job_spec.face_layout({"engines": [ECHO_INFO]}) is None  # no face engine
+    assert job_spec.face_layout({"engines": [dict(FACE_INFO, details={"canvas": 256})]}) is None  # no boxes
+    assert job_spec.face_layout(None) is None
+    assert job_spec.param_defaults(FACE_INFO) == {"blend_nose": 1.0, "gender": "female"}
+    assert job_spec.param_defaults(ECHO_INFO) == {}
+
+
+def test_engine_problem_in_plain_words():
+    caps = {"engines": [FACE_INFO, ECHO_INFO]}
+    assert job_spec.engine_problem(None, "face") is None  # nothing known yet
+    assert job_spec.engine_problem(caps, "echo") is None
+    assert job_spec.engine_problem(caps, "face") == "The backend's 'face' engine is not ready: no weights"
+    assert job_spec.engine_problem(caps, "sketch").startswith("The backend has no 'sketch' engine (it offers: face, echo)")
+    assert job_spec.supported_params({"delay": 1, "x": 2}, None) == {"delay": 1, "x": 2}  # unknown engine: all
+
+
+def test_the_client_package_imports_without_zmq_and_without_touching_sys_path():
+    """The plug-ins import facesketch_client (and its loader) before the vendored pyzmq is on sys.path."""
+    code = ("import sys; before = list(sys.path); import facesketch_client, facesketch_client.jobs, "
+            "facesketch_client.vendored; assert sys.path == before, 'sys.path changed'; "
+            "assert 'zmq' not in sys.modules and 'msgpack' not in sys.modules, 'zmq imported'; "
+            "from facesketch_client import Client; assert 'zmq' in sys.modules")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

@@ -1,24 +1,23 @@
-"""facesketch host-side client: protocol, clients, settings and the local-backend launcher.
+"""facesketch host-side client: protocol, clients, settings, the local-backend launcher and the job helpers
+both plug-ins share (jobs).
 
-Pure Python + pyzmq + msgpack, so it runs inside GIMP's and Krita's own Python. install.py puts
-wheels of pyzmq/msgpack built for the host's Python next to this package (`_vendor/<tag>/`);
-they go on sys.path before anything imports zmq.
+Pure Python + pyzmq + msgpack, so it runs inside GIMP's and Krita's own Python. install.py puts wheels of
+pyzmq/msgpack built for the host's Python next to this package (`<plugin>/_vendor/<tag>/`). Importing this
+package does nothing: a plug-in first calls `vendored.load(plugin_dir)` (the one sys.path change, see
+vendored.py), then imports the client. The client classes are imported on first use, so `vendored` and
+`jobs` work without pyzmq.
+
+The modules import each other relatively: the package works as top-level `facesketch_client` (backend, CLI,
+GIMP) and as a subpackage (Krita's plug-in carries it as `facesketch.facesketch_client`).
 """
-import os as _os
 
-from . import vendored
+_CLIENT_NAMES = ("AsyncClient", "BackendError", "BackendTimeout", "BackendUnreachable", "Client", "Image")
 
-vendored.add_vendored_wheels(_os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
+__all__ = list(_CLIENT_NAMES) + ["jobs", "protocol", "settings", "vendored"]
 
-try:
-    import msgpack as _msgpack  # noqa: F401
-    import zmq as _zmq  # noqa: F401
-except ImportError as _exc:  # the plug-ins show this sentence instead of a traceback
-    raise ImportError(vendored.missing_dependency_message(
-        _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))), _exc.name or "pyzmq")) from _exc
 
-from . import protocol, settings  # noqa: E402
-from .client import AsyncClient, BackendError, BackendTimeout, BackendUnreachable, Client, Image  # noqa: E402
-
-__all__ = ["AsyncClient", "BackendError", "BackendTimeout", "BackendUnreachable", "Client", "Image",
-           "protocol", "settings"]
+def __getattr__(name):
+    if name in _CLIENT_NAMES:
+        from . import client
+        return getattr(client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

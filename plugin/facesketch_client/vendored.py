@@ -1,6 +1,7 @@
 """Find the pyzmq/msgpack wheels that install.py unpacked for this host's own Python.
 
 Pure standard library: it runs inside GIMP's and Krita's Python before anything else is importable.
+Each plug-in calls `load(<its folder>)` once at start; nothing here runs at import time.
 Hosts bring their own Python without pip (Krita, GIMP on Windows/macOS) or a system Python we must
 not touch, so install.py downloads binary wheels for the host's Python version and platform and
 unpacks each into `<plugin_dir>/_vendor/<tag>/`. The tag names the interpreter and platform:
@@ -72,6 +73,22 @@ def add_vendored_wheels(plugin_dir: str) -> Optional[str]:
     if folder in sys.path:
         sys.path.remove(folder)
     sys.path.insert(0, folder)
+    return folder
+
+
+def load(plugin_dir: str) -> Optional[str]:
+    """The one call a host plug-in makes at start, before it imports anything else of the client.
+
+    Puts this interpreter's vendored wheels on sys.path (see add_vendored_wheels) and checks that pyzmq
+    and msgpack import; when they don't, raises ImportError with a sentence the user can act on (Krita
+    shows it as the plug-in's tooltip, GIMP in its error console). Returns the folder added, or None when
+    the host's own packages are used."""
+    folder = add_vendored_wheels(plugin_dir)
+    try:
+        import msgpack  # noqa: F401
+        import zmq  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(missing_dependency_message(plugin_dir, exc.name or "pyzmq")) from exc
     return folder
 
 

@@ -7,27 +7,37 @@ Procedures (GIMP 3.0 API, Filters > Artistic):
   facesketch-backend-settings  "Face sketch backend..." address, keys, timeout, auto-start, test connection
 
 This file is only the GIMP side: arguments, dialogs, reading/writing pixels, layers, undo, progress.
-Talking to the backend is facesketch_client's job (shared with the Krita plug-in); what to ask for and
-how to word answers is job_spec's.
+Talking to the backend is facesketch_client's job, what to ask for and how to word answers is
+facesketch_client.jobs' (both shared with the Krita plug-in). install.py puts facesketch_client next to
+this file; GIMP runs the file as a script, so its folder is sys.path[0] and nothing is added to sys.path
+here except by the one explicit vendored-wheel loader call below.
 """
 import os
 import sys
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-# The installed layout has facesketch_client next to this file; a source checkout has it in plugin/.
-for _p in (_HERE, os.path.normpath(os.path.join(_HERE, "..", ".."))):
-    if os.path.isdir(os.path.join(_p, "facesketch_client")) and _p not in sys.path:
-        sys.path.insert(0, _p)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
-
-import gi  # noqa: E402
+import gi
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gimp, Gegl, GLib, GObject  # noqa: E402
 
-import job_spec  # noqa: E402
+from facesketch_client import jobs, vendored  # noqa: E402  (pure Python: no zmq yet)
+
+# The one start-up step: this Python's pyzmq/msgpack wheels (install.py vendored them into _vendor/<tag>/)
+# go on sys.path. When that fails the procedures still register and each one says what to do.
+try:
+    vendored.load(os.path.dirname(os.path.abspath(__file__)))
+    _LOAD_ERROR = None
+except ImportError as _exc:
+    _LOAD_ERROR = str(_exc)
+
+HOST = "GIMP"
+SETTINGS_MENU = "Filters \u25b8 Artistic \u25b8 Face sketch backend\u2026"
+# Style choice nicks of the Sketchify procedure <-> the sketch engine's "style" values.
+STYLE_NICKS = {value: ("mix" if value == "mix" else f"style-{value}") for value in jobs.STYLE_VALUES}
+STYLE_BY_NICK = {nick: value for value, nick in STYLE_NICKS.items()}
+# PDB arguments of the face sliders: the engine's parameter names with dashes.
+FACE_ARGS = tuple((name.replace("_", "-"), name, label) for name, label in jobs.FACE_SLIDERS)
 
 PROC_SKETCHIFY = "facesketch-sketchify"
 PROC_FACE = "facesketch-sketch-to-face"
@@ -54,22 +64,20 @@ class PluginError(Exception):
 # Loading the client (pyzmq may be missing from GIMP's Python: say so in plain words)
 
 def _client_modules():
+    if _LOAD_ERROR:  # vendored.load's sentence about missing pyzmq/msgpack
+        raise PluginError(_LOAD_ERROR)
     try:
         import facesketch_client
+        from facesketch_client import client as _client  # noqa: F401  (the classes, with zmq)
         from facesketch_client import settings as fs_settings
         return facesketch_client, fs_settings
     except ImportError as exc:
-        raise PluginError(_missing_dependency_message(exc))
+        raise PluginError(f"The facesketch plug-in cannot load its client library ({exc}). Re-install it with "
+                          f"'python3 install.py' from the facesketch folder, then restart GIMP.")
 
 
-def _missing_dependency_message(exc):
-    # facesketch_client/__init__ raises ImportError with vendored.missing_dependency_message() already;
-    # anything else (e.g. the package itself missing) gets a sentence of ours.
-    text = str(exc)
-    if "install.py" in text:
-        return text
-    return (f"The facesketch plug-in cannot load its client library ({text}). Re-install it with "
-            f"'python3 install.py' from the facesketch folder, then restart GIMP.")
+def _explain(err, settings):
+    return jobs.explain_backend_error(err, settings, HOST, SETTINGS_MENU)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,9 +164,9 @@ def _connect(fs, settings):
         try:
             launcher.ensure_backend(settings, wait_s=60)
         except fs.BackendError as err:
-            raise PluginError(job_spec.explain_backend_error(err, settings))
+            raise PluginError(_explain(err, settings))
         except Exception as err:  # a broken backend_command must not end in a traceback
-            raise PluginError(f"Could not start the local backend ({err}).\n{job_spec.unreachable_hint(settings)}")
+            raise PluginError(f"Could not start the local backend ({err}).\n{jobs.unreachable_hint(settings, HOST, SETTINGS_MENU)}")
     return fs.Client.from_settings(settings)
 
 
@@ -169,20 +177,20 @@ def _run_engine(engine, params, extra_output, width, height, data, progress):
     client = _connect(fs, settings)
     try:
         caps = client.hello()
-        info = job_spec.engine_info(caps, engine)
+        info = jobs.engine_info(caps, engine)
         if info is None:
-            raise PluginError(job_spec.unknown_engine_message(engine, caps))
+            raise PluginError(jobs.unknown_engine_message(engine, caps))
         if not info.get("ready", False):
-            raise PluginError(job_spec.not_ready_message(engine, info.get("reason", "")))
+            raise PluginError(jobs.not_ready_message(engine, info.get("reason", "")))
         max_pixels = caps.get("max_pixels")
         if isinstance(max_pixels, int) and max_pixels > 0 and width * height > max_pixels:
-            raise PluginError(job_spec.too_large_message(width, height, max_pixels))
+            raise PluginError(jobs.too_large_message(width, height, max_pixels))
         image = fs.Image(width, height, "RGBA8", data)
-        outputs = job_spec.choose_outputs(info, extra_output)
-        return client.run(engine, {"image": image}, params=job_spec.supported_params(params, info),
+        outputs = jobs.choose_outputs(info, extra_output)
+        return client.run(engine, {"image": image}, params=jobs.supported_params(params, info),
                           outputs=outputs, on_progress=progress, reply_format="RGBA8")
     except fs.BackendError as err:
-        raise PluginError(job_spec.explain_backend_error(err, settings))
+        raise PluginError(_explain(err, settings))
     finally:
         try:
             client.close()
@@ -205,7 +213,7 @@ def _insert_results(image, layer, region, results, order, name_detail, opacity):
         # each insert goes directly above the source, below the ones before: the main result ends up on top
         for output in order:
             result = results[output]
-            name = job_spec.layer_name(output, layer.get_name(), name_detail)
+            name = jobs.layer_name(output, layer.get_name(), name_detail)
             new = Gimp.Layer.new(image, name, result.width, result.height, _layer_type_for(image),
                                  opacity, Gimp.LayerMode.NORMAL)
             image.insert_layer(new, parent, image.get_item_position(layer))
@@ -274,14 +282,14 @@ def backend_status_line(engine):
     except fs.BackendError as err:
         if err.code == "unreachable" and settings.autostart and settings.backend_command:
             return "The local backend is not running; it will be started when you press OK (this can take a while)."
-        return job_spec.explain_backend_error(err, settings)
+        return _explain(err, settings)
     finally:
         client.close()
-    info = job_spec.engine_info(caps, engine)
+    info = jobs.engine_info(caps, engine)
     if info is None:
-        return job_spec.unknown_engine_message(engine, caps)
+        return jobs.unknown_engine_message(engine, caps)
     if not info.get("ready"):
-        return job_spec.not_ready_message(engine, info.get("reason", ""))
+        return jobs.not_ready_message(engine, info.get("reason", ""))
     return f"Backend {caps.get('version', '?')} on {caps.get('device', '?')} at {settings.address}: ready."
 
 
@@ -321,7 +329,7 @@ def _sketchify_layout(dialog):
 
 
 def _face_layout(dialog):
-    sliders = [arg for arg, _engine_name, _label in job_spec.FACE_SLIDERS]
+    sliders = [arg for arg, _engine_name, _label in FACE_ARGS]
     for prop in sliders + ["opacity"]:
         dialog.get_spin_scale(prop, 1.0)
     dialog.fill(sliders + ["gender", "add-shadow", "opacity"])
@@ -333,13 +341,15 @@ def run_sketchify(procedure, run_mode, image, drawables, config, _data):
                            config.get_property("engine") or "sketch", _sketchify_layout):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
-        params = job_spec.sketch_params(config.get_property("style"),
-                                        (config.get_property("mix-1"), config.get_property("mix-2"),
-                                         config.get_property("mix-3")))
-        params.update(job_spec.parse_extra_params(config.get_property("extra-params")))
+        style = config.get_property("style")
+        # strength 1 = the pure sketch; blending over the photo is the new layer's opacity, which stays editable
+        params = jobs.sketch_params(STYLE_BY_NICK.get(style, style),
+                                    (config.get_property("mix-1"), config.get_property("mix-2"),
+                                     config.get_property("mix-3")))
+        params.update(jobs.parse_extra_params(config.get_property("extra-params")))
         return _image_job(procedure, image, drawables, config.get_property("engine") or "sketch", params,
                           "depth" if config.get_property("add-depth") else None, ["sketch", "image", "depth"],
-                          job_spec.style_label(params), config.get_property("opacity"), "Sketchifying")
+                          jobs.style_label(params), config.get_property("opacity"), "Sketchifying")
     except (PluginError, ValueError) as err:
         return _error(procedure, str(err))
     except Exception as err:  # a bug: still a sentence first, details on stderr
@@ -354,9 +364,9 @@ def run_sketch_to_face(procedure, run_mode, image, drawables, config, _data):
                            _face_layout):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
-        values = {arg: config.get_property(arg) for arg, _e, _l in job_spec.FACE_SLIDERS}
-        params = job_spec.face_params(values, config.get_property("gender"))
-        params.update(job_spec.parse_extra_params(config.get_property("extra-params")))
+        values = {name: config.get_property(arg) for arg, name, _label in FACE_ARGS}
+        params = jobs.face_params(values, config.get_property("gender"))
+        params.update(jobs.parse_extra_params(config.get_property("extra-params")))
         return _image_job(procedure, image, drawables, config.get_property("engine") or "face", params,
                           "shadow" if config.get_property("add-shadow") else None, ["face", "image", "shadow"],
                           config.get_property("gender"),
@@ -403,12 +413,12 @@ def test_connection(fs, settings):
     try:
         client = fs.Client.from_settings(settings)
     except fs.BackendError as err:
-        return False, job_spec.explain_backend_error(err, settings)
+        return False, _explain(err, settings)
     try:
         caps = client.hello()
-        return True, job_spec.describe_hello(caps, settings.address)
+        return True, jobs.describe_hello(caps, settings.address)
     except fs.BackendError as err:
-        return False, job_spec.explain_backend_error(err, settings)
+        return False, _explain(err, settings)
     finally:
         try:
             client.close()
@@ -523,8 +533,8 @@ class FaceSketch(Gimp.PlugIn):
             "Sends the active layer (or the selected part of it) to the facesketch backend and adds the "
             "pencil sketch as a new layer above it. The original layer is not changed.")
         choice = Gimp.Choice.new()
-        for i, (nick, _value, label, help_text) in enumerate(job_spec.STYLE_CHOICES):
-            choice.add(nick, i, label, help_text)
+        for i, (value, label, help_text) in enumerate(jobs.SKETCH_STYLES):
+            choice.add(STYLE_NICKS[value], i, label, help_text)
         p.add_choice_argument("style", "_Style", "Drawing style", choice, "style-1", RW)
         for i in (1, 2, 3):
             p.add_double_argument(f"mix-{i}", f"Mix weight of style _{i}",
@@ -543,12 +553,13 @@ class FaceSketch(Gimp.PlugIn):
             "Sends the active (sketch) layer to the facesketch backend and adds the generated face as a new "
             "layer above it. The sliders choose how far each part follows the sketch (0) or a plausible "
             "face (1).")
-        for arg, engine_name, label in job_spec.FACE_SLIDERS:
-            # defaults as the engine's and the CLI's: the most plausible face
-            p.add_double_argument(arg, label, f"{engine_name}: 0 = follow my lines, 1 = the most plausible face",
+        for arg, engine_name, label in FACE_ARGS:
+            # defaults as the engine's and the CLI's: the most plausible face (GIMP registers procedures
+            # before any backend is asked, so this default cannot come from the hello reply)
+            p.add_double_argument(arg, "_" + label, f"{engine_name}: 0 = follow my lines, 1 = the most plausible face",
                                   0.0, 1.0, 1.0, RW)
         choice = Gimp.Choice.new()
-        for i, (nick, label) in enumerate(job_spec.GENDER_CHOICES):
+        for i, (nick, label) in enumerate(jobs.GENDERS):
             choice.add(nick, i, label, "")
         p.add_choice_argument("gender", "_Gender", "Which face model to use", choice, "female", RW)
         p.add_boolean_argument("add-shadow", "Also add the _shadow guide as a layer",
