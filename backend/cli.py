@@ -56,15 +56,15 @@ def resolve_device(requested: str) -> str:
 
 
 def load_curve(keydir: str) -> CurveConfig:
-    import zmq.auth
+    from . import keys
 
-    secret_file = os.path.join(keydir, "server.key_secret")
-    clients = os.path.join(keydir, "clients")
-    if not os.path.isfile(secret_file) or not os.path.isdir(clients):
-        raise SystemExit(f"--curve {keydir}: expected server.key_secret and a clients/ folder there; "
-                         f"make them with: facesketch keys --dir {keydir}")
-    public, secret = zmq.auth.load_certificate(secret_file)
-    return CurveConfig(public, secret, clients)
+    try:
+        public, secret, allow_list, warnings = keys.load_server(keydir)
+    except keys.KeyDirError as exc:
+        raise SystemExit(str(exc))
+    for w in warnings:
+        log.warning("%s", w)
+    return CurveConfig(public, secret, allow_list)
 
 
 def make_service(bind: str, device: str = "cpu", max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -107,25 +107,26 @@ def cmd_serve(args) -> int:
 # -- keys -------------------------------------------------------------------------------------
 
 def cmd_keys(args) -> int:
-    import zmq.auth
+    from . import keys
 
-    os.makedirs(os.path.join(args.dir, "clients"), exist_ok=True)
-    if not os.path.isfile(os.path.join(args.dir, "server.key_secret")):
-        zmq.auth.create_certificates(args.dir, "server")
-    pub_file, secret_file = zmq.auth.create_certificates(args.dir, args.client)
-    # The public half goes on the allow-list; the secret half stays with the client.
-    os.replace(pub_file, os.path.join(args.dir, "clients", os.path.basename(pub_file)))
-    server_public, _ = zmq.auth.load_certificate(os.path.join(args.dir, "server.key"))
-    client_public, client_secret = zmq.auth.load_certificate(secret_file)
-    values = {"server_public_key": server_public.decode(), "client_public_key": client_public.decode(),
-              "client_secret_key": client_secret.decode()}
+    try:
+        moved = keys.migrate(args.dir)
+        made = keys.make(args.dir, args.client)
+    except keys.KeyDirError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for line in moved:
+        print(f"moved {line}")
+    values = {k: made[k] for k in ("server_public_key", "client_public_key", "client_secret_key")}
     if args.write_settings:
         s = fs_settings.load()
         for k, v in values.items():
             setattr(s, k, v)
         path = fs_settings.save(s)
         print(f"wrote the keys into {path}")
-    print(f"Server keys in {args.dir}; client '{args.client}' is on the allow-list ({args.dir}/clients).")
+    print(f"Server key pair in {os.path.join(args.dir, keys.PRIVATE_DIR)} (only the backend reads it); client "
+          f"'{args.client}' is on the allow-list ({os.path.join(args.dir, keys.PUBLIC_DIR)}).")
+    print(f"Client '{args.client}' key pair: {made['client_dir']} (copy it to that machine, then delete it here).")
     print(f"Start the backend with: facesketch serve --bind tcp://0.0.0.0:{protocol.DEFAULT_PORT} --curve {args.dir}")
     print("Put these in the facesketch settings of the client machine (Backend settings dialog):")
     for k, v in values.items():
@@ -285,7 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="largest image accepted (pixels)")
     s.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE_SIZE,
                    help="jobs that may wait; more get a 'busy' reply")
-    s.add_argument("--curve", metavar="KEYDIR", help="require CURVE encryption; allow only the clients in KEYDIR/clients")
+    s.add_argument("--curve", metavar="KEYDIR",
+                   help="require CURVE encryption with the server key in KEYDIR/private_keys; allow only the "
+                        "clients whose public keys are in KEYDIR/public_keys (made by 'facesketch keys')")
     s.add_argument("--insecure", action="store_true",
                    help="allow a non-loopback --bind without encryption (trusted networks only)")
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))

@@ -108,3 +108,14 @@ def test_paths_per_platform(monkeypatch):
     monkeypatch.setenv("LOCALAPPDATA", "/localappdata")
     assert fs.path(platform="win32") == os.path.join("/appdata", "facesketch", "settings.json")
     assert fs.state_dir(platform="win32") == os.path.join("/localappdata", "facesketch")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_a_secret_saved_into_an_existing_readable_file_makes_it_private(settings_file):
+    fs.save(fs.Settings())
+    os.chmod(settings_file, 0o644)
+    fs.save(fs.Settings(client_secret_key="K" * 40))  # e.g. the settings dialog, later
+    assert os.stat(settings_file).st_mode & 0o777 == 0o600
+    os.chmod(settings_file, 0o640)  # without a secret the user's own choice stays
+    fs.save(fs.Settings(log_level="debug"))
+    assert os.stat(settings_file).st_mode & 0o777 == 0o640

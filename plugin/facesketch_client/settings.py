@@ -180,6 +180,17 @@ def load(path: Optional[str] = None) -> Settings:
     return from_dict(data)
 
 
+def _file_mode(settings: Settings, p: str) -> int:
+    """0600 for a file holding a secret key, whoever writes it and whatever mode the old file had; otherwise
+    the old file's mode (the user's choice), 0644 for a new one."""
+    if settings.client_secret_key:
+        return 0o600
+    try:
+        return os.stat(p).st_mode & 0o777
+    except OSError:
+        return 0o644
+
+
 def save(settings: Settings, path: Optional[str] = None) -> str:
     """Write the settings atomically (a temporary file in the same folder, then os.replace), so a
     crash or a second writer never leaves half a file. Returns the path written."""
@@ -195,15 +206,7 @@ def save(settings: Settings, path: Optional[str] = None) -> str:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        if os.path.exists(p):  # keep the user's permissions (the file may hold a secret key)
-            try:
-                os.chmod(tmp, os.stat(p).st_mode & 0o777)
-            except OSError:
-                pass
-        elif settings.client_secret_key:
-            os.chmod(tmp, 0o600)
-        else:
-            os.chmod(tmp, 0o644)
+        os.chmod(tmp, _file_mode(settings, p))
         os.replace(tmp, p)
     except BaseException:
         try:
