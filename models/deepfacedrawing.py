@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import pickle
 from typing import Mapping
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from . import safe_pickle
 
 # Component order of the official code (dict order); the remainder is always processed last.
 COMPONENTS = ("eye1", "eye2", "nose", "mouth", "remainder")
@@ -368,8 +369,7 @@ def _find(root: str, name: str) -> str:
 
 
 def _read_pkl(path: str) -> dict[str, np.ndarray]:
-    with open(path, "rb") as f:
-        d = pickle.load(f)
+    d = safe_pickle.load(path)  # a downloaded file: numpy arrays and plain data only, nothing it names runs
     if not isinstance(d, dict):
         raise ValueError(f"{path}: expected a pickled dict of arrays, got {type(d).__name__}")
     # Newer Jittor versions may insert a `layers.` token into Sequential paths.

@@ -306,10 +306,10 @@ def load_official_hida(path: str, map_location: str = "cpu") -> HIDAGenerator:
     Takes the `Generator.`-prefixed entries of `state_dict` and loads them strictly: any missing or
     unexpected key is an error, so a mismatch in the port cannot pass silently.
     """
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception:  # PL 0.7.5 pickles hyper-parameters objects next to the tensors
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    from .safe_pickle import torch_load_weights
+
+    # weights_only, with the hyper-parameter classes PL 0.7.5 pickles allowed; never an unrestricted load
+    ckpt = torch_load_weights(path, map_location=map_location)
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
     prefix = "Generator."
     gen_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
