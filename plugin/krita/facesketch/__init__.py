@@ -4,27 +4,21 @@ photos into pencil sketches, through the facesketch backend.
 Krita imports this package at startup (pykrita/facesketch.desktop: X-KDE-Library=facesketch). If an
 import fails, Krita greys the plug-in out and shows the exception text as its tooltip, so failures
 here are ImportErrors with a sentence a user can act on.
+
+install.py copies the shared client into this package (pykrita/facesketch/facesketch_client/) and the
+pyzmq/msgpack wheels for Krita's Python into pykrita/facesketch/_vendor/<tag>/. The plug-in imports the
+client as a subpackage (`from .facesketch_client import ...`), so nothing of it becomes importable by a
+bare name; the one sys.path change is the vendored-wheel loader call below.
 """
 import os
-import sys
 
-_here = os.path.dirname(os.path.abspath(__file__))
 try:
-    import facesketch_client  # noqa: F401  (also puts the vendored pyzmq/msgpack on sys.path)
+    from .facesketch_client import vendored
 except ImportError as exc:
-    if getattr(exc, "name", None) == "facesketch_client":
-        # installed as pykrita/facesketch/facesketch_client, or run from a source checkout (plugin/)
-        for candidate in (_here, os.path.dirname(os.path.dirname(_here))):
-            if os.path.isdir(os.path.join(candidate, "facesketch_client")) and candidate not in sys.path:
-                sys.path.append(candidate)  # appended: our module names must not shadow other plug-ins'
-                break
-        try:
-            import facesketch_client  # noqa: F401,F811
-        except ImportError as exc2:
-            raise ImportError(f"Face Sketch cannot find its client package ({exc2}). Reinstall with "
-                              "`python3 install.py --hosts krita` from the facesketch folder.") from exc2
-    else:
-        raise  # facesketch_client's own sentence about missing pyzmq/msgpack
+    raise ImportError(f"Face Sketch cannot find its client package ({exc}). Reinstall with "
+                      "`python3 install.py --hosts krita` from the facesketch folder.") from exc
+
+vendored.load(os.path.dirname(os.path.abspath(__file__)))  # raises ImportError with a sentence when pyzmq is missing
 
 from krita import Krita, DockWidgetFactory, DockWidgetFactoryBase  # noqa: E402
 

@@ -6,7 +6,7 @@ single object, so a job started from a menu shows its progress in every docker.
 from __future__ import annotations
 
 from .connection import Connection
-from .workflow import FaceWorkflow, SketchifyWorkflow, Status
+from .workflow import FACE_ENGINE, SKETCH_ENGINE, FaceWorkflow, SketchifyWorkflow, Status
 
 _app = None
 
@@ -26,8 +26,10 @@ class App:
             self.status.show(c.message)
 
     def _caps_changed(self) -> None:
-        problems = [p for p in (self.connection.engine_problem(self.face.engine),
-                                self.connection.engine_problem(self.sketchify.engine)) if p]
+        self.face.apply_defaults()      # the engines' parameter defaults (hello details), until the user chose
+        self.sketchify.apply_defaults()
+        problems = [p for p in (self.connection.engine_problem(FACE_ENGINE),
+                                self.connection.engine_problem(SKETCH_ENGINE)) if p]
         if problems:
             self.status.show(self.connection.message + " " + " ".join(problems))
 

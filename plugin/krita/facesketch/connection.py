@@ -9,17 +9,18 @@ from __future__ import annotations
 import threading
 import time
 
-from facesketch_client import AsyncClient, BackendError
-from facesketch_client import settings as fs_settings
+from .facesketch_client import AsyncClient, BackendError, jobs
+from .facesketch_client import settings as fs_settings
 
 from .qt import QObject, QTimer, QSocketNotifier, Signal, SOCKET_READ
 
-DEFAULT_FACE_CANVAS = 256
+HOST = "Krita"
+SETTINGS_PLACE = "the Face Sketch docker's Settings… (or Tools ▸ Scripts ▸ Face Sketch Settings…)"
 
 
 def _launcher():
-    from facesketch_client import launcher  # written alongside the client; imported late so a missing
-    return launcher                          # launcher only disables auto-start, not the plug-in
+    from .facesketch_client import launcher  # imported late: a broken launcher only disables auto-start
+    return launcher
 
 
 class Connection(QObject):
@@ -65,11 +66,17 @@ class Connection(QObject):
         self.close()
         self.stop_local_backend(started_here_only=True)
 
-    def _open_client(self) -> None:
-        self.client = AsyncClient.from_settings(self.settings)
+    def _open_client(self) -> bool:
+        try:
+            self.client = AsyncClient.from_settings(self.settings)
+        except BackendError as exc:  # an address or key that cannot be used: say so, never raise into a Qt slot
+            self.client = None
+            self._set_state("error", str(exc))
+            return False
         self._notifier = QSocketNotifier(self.client.fileno(), SOCKET_READ, self)
         self._notifier.activated.connect(self._pump)
         self._timer.start()
+        return True
 
     def _close_client(self) -> None:
         if self._notifier is not None:
@@ -109,8 +116,8 @@ class Connection(QObject):
     # -- hello / capabilities ----------------------------------------------------------------
 
     def _hello(self) -> None:
-        if self.client is None:
-            self._open_client()
+        if self.client is None and not self._open_client():
+            return
         self._set_state("connecting", f"Connecting to {self.settings.address} …")
         self.client.hello(on_result=self._on_hello, on_error=self._on_hello_error)
 
@@ -131,46 +138,29 @@ class Connection(QObject):
         if err.code == "unreachable" and self._may_autostart():
             self.start_local_backend()
             return
-        self._set_state("error", str(err))
+        self._set_state("error", self.explain(err))
 
     def engine(self, name: str) -> dict | None:
-        for e in (self.caps or {}).get("engines", []):
-            if e.get("name") == name:
-                return e
-        return None
+        return jobs.engine_info(self.caps, name)
 
     def engine_problem(self, name: str) -> str | None:
-        """None when the backend says the engine is ready; else a sentence saying why not (None if unknown)."""
-        e = self.engine(name)
-        if self.caps is None:
-            return None
-        if e is None:
-            return f"The backend has no '{name}' engine (an older or different backend version?)."
-        if not e.get("ready", False):
-            return f"The {name} engine is not ready: {e.get('reason') or 'no reason given'}"
-        return None
+        """None when the backend says the engine is ready (or nothing is known yet); else a sentence saying why not."""
+        return jobs.engine_problem(self.caps, name)
 
-    def param_names(self, name: str) -> set | None:
-        e = self.engine(name)
-        return None if e is None else {p.get("name") for p in e.get("params", [])}
+    def explain(self, err: BackendError) -> str:
+        """A backend error in plain words, with what to do about it (the same sentences as in GIMP)."""
+        return jobs.explain_backend_error(err, self.settings, HOST, SETTINGS_PLACE)
 
-    def face_canvas_size(self) -> int:
-        """The face model's canvas, if the backend advertises one; else 256."""
-        e = self.engine("face") or {}
-        for key in ("canvas", "canvas_size", "size"):
-            v = e.get(key)
-            if isinstance(v, int) and 32 <= v <= 4096:
-                return v
-            if isinstance(v, (list, tuple)) and v and isinstance(v[0], int):
-                return int(v[0])
-        return DEFAULT_FACE_CANVAS
+    def face_layout(self, engine: str = "face"):
+        """The face engine's canvas size and template boxes from the hello details (jobs.FaceLayout), or None."""
+        return jobs.face_layout(self.caps, engine)
 
     # -- jobs ------------------------------------------------------------------------------------
 
     def submit(self, engine: str, images: dict, params: dict | None, outputs, supersede: str | None,
                on_result, on_error, on_progress=None) -> str:
-        if self.client is None:
-            self._open_client()
+        if self.client is None and not self._open_client():
+            raise BackendError("bad_settings", self.message)
         wrapped_error = on_error
 
         def on_error_(job_id, err):

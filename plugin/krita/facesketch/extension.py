@@ -1,8 +1,6 @@
 """Krita extension: menu actions (Tools ▸ Scripts, shortcut-able by id), startup and shutdown."""
 from __future__ import annotations
 
-import os
-
 from krita import Extension, Krita
 
 from . import app as app_module
@@ -17,14 +15,9 @@ ACTIONS = (
     ("facesketch_settings", "Face Sketch Settings…", None),
 )
 MENU = "tools/scripts"
-SCENARIO_ENV = "FACESKETCH_KRITA_SCENARIO"  # test hook: path of a scenario config (see scenario.py)
 
 
 class FaceSketchExtension(Extension):
-    def __init__(self, parent):
-        super().__init__(parent)
-        self._scenario_started = False
-
     def setup(self):
         app = app_module.get()
         notifier = Krita.instance().notifier()
@@ -41,11 +34,6 @@ class FaceSketchExtension(Extension):
                 action.triggered.connect(lambda _=False, w=window: self._open_settings(w))
             else:
                 action.triggered.connect(lambda _=False, fn=fn: fn(app))
-        path = os.environ.get(SCENARIO_ENV)
-        if path and not self._scenario_started:
-            self._scenario_started = True
-            from . import scenario
-            QTimer.singleShot(1500, lambda: scenario.start(path, window))
 
     def _open_settings(self, window):
         from .settings_dialog import SettingsDialog

@@ -12,7 +12,7 @@ from __future__ import annotations
 import array
 import zlib
 
-from facesketch_client import Image
+from .facesketch_client import Image
 
 from .qt import QImage, QPainter, QColor, FORMAT_ARGB32, image_bytes
 

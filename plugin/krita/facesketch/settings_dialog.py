@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import shlex
 
-from facesketch_client import AsyncClient
-from facesketch_client import settings as fs_settings
+from .facesketch_client import AsyncClient
+from .facesketch_client import settings as fs_settings
 
 from .qt import (
     QDialog, QDialogButtonBox, QFormLayout, QVBoxLayout, QHBoxLayout, QLabel, QLineEdit, QCheckBox,
@@ -19,22 +19,23 @@ class SettingsDialog(QDialog):
         self.setObjectName("facesketch_settings_dialog")
         self.connection = connection
         self.settings = fs_settings.load()
+        named = lambda w, n: (w.setObjectName("facesketch_" + n), w)[1]  # noqa: E731  (findChild finds them)
         s = self.settings
         form = QFormLayout()
-        self.address = QLineEdit(s.address)
+        self.address = named(QLineEdit(s.address), "address")
         self.address.setToolTip("tcp://HOST:PORT of the facesketch backend (facesketch serve).")
-        self.timeout = QDoubleSpinBox()
+        self.timeout = named(QDoubleSpinBox(), "timeout")
         self.timeout.setRange(1.0, 3600.0)
         self.timeout.setSuffix(" s")
         self.timeout.setValue(s.timeout_s)
-        self.server_key = QLineEdit(s.server_public_key)
+        self.server_key = named(QLineEdit(s.server_public_key), "server_public_key")
         self.server_key.setPlaceholderText("empty = no encryption (loopback only)")
-        self.client_public = QLineEdit(s.client_public_key)
-        self.client_secret = QLineEdit(s.client_secret_key)
+        self.client_public = named(QLineEdit(s.client_public_key), "client_public_key")
+        self.client_secret = named(QLineEdit(s.client_secret_key), "client_secret_key")
         self.client_secret.setEchoMode(ECHO_PASSWORD)
-        self.autostart = QCheckBox("Start a local backend when none answers")
+        self.autostart = named(QCheckBox("Start a local backend when none answers"), "autostart")
         self.autostart.setChecked(s.autostart)
-        self.command = QLineEdit(" ".join(shlex.quote(a) for a in s.backend_command))
+        self.command = named(QLineEdit(" ".join(shlex.quote(a) for a in s.backend_command)), "backend_command")
         self.command.setToolTip("The command that starts a local backend (written by install.py).")
         form.addRow("Address", self.address)
         form.addRow("Timeout", self.timeout)
@@ -44,20 +45,20 @@ class SettingsDialog(QDialog):
         form.addRow("", self.autostart)
         form.addRow("Backend command", self.command)
 
-        self.result_label = QLabel(s.load_warning or f"Settings file: {fs_settings.path()}")
+        self.result_label = named(QLabel(s.load_warning or f"Settings file: {fs_settings.path()}"), "settings_result")
         self.result_label.setWordWrap(True)
-        self.test_button = QPushButton("Test connection")
+        self.test_button = named(QPushButton("Test connection"), "test_connection")
         self.test_button.clicked.connect(self.test_connection)
-        self.start_button = QPushButton("Start local backend")
+        self.start_button = named(QPushButton("Start local backend"), "start_backend")
         self.start_button.clicked.connect(self.start_backend)
-        self.stop_button = QPushButton("Stop local backend")
+        self.stop_button = named(QPushButton("Stop local backend"), "stop_backend")
         self.stop_button.clicked.connect(self.stop_backend)
         self.stop_button.setEnabled(connection.backend_handle is not None)
         buttons_row = QHBoxLayout()
         for b in (self.test_button, self.start_button, self.stop_button):
             buttons_row.addWidget(b)
 
-        box = QDialogButtonBox(BUTTON_OK | BUTTON_CANCEL)
+        box = named(QDialogButtonBox(BUTTON_OK | BUTTON_CANCEL), "buttons")
         box.accepted.connect(self.accept)
         box.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -84,8 +85,18 @@ class SettingsDialog(QDialog):
             s.backend_command = self.command.text().split()
         return s
 
+    def _save(self) -> bool:
+        """Save the dialog's settings; an address that is not a backend address is said here, and nothing is saved."""
+        try:
+            fs_settings.save(self.edited())
+        except fs_settings.SettingsError as exc:
+            self.result_label.setText(str(exc))
+            return False
+        return True
+
     def accept(self) -> None:
-        fs_settings.save(self.edited())
+        if not self._save():
+            return
         self._stop_probe()
         super().accept()
         self.connection.connect_backend()
@@ -132,7 +143,8 @@ class SettingsDialog(QDialog):
     # -- local backend -------------------------------------------------------------------------
 
     def start_backend(self) -> None:
-        fs_settings.save(self.edited())
+        if not self._save():
+            return
         self.connection.settings = fs_settings.load()
         self.connection.start_local_backend()
         self.result_label.setText(self.connection.message)

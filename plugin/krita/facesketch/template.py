@@ -1,42 +1,30 @@
 """The face template drawn under the sketch: where eyes, nose and mouth go.
 
-The boxes are DeepFaceDrawing's component crops (x, y, size on a 512 canvas), the same numbers and
-rounding as models/data/face_template.py (the plug-in cannot import models/: no numpy in Krita).
-The face model encodes each box separately, so strokes that stay inside their box work best.
+The boxes come from the backend: the face engine advertises its canvas and the template boxes its model was
+trained on in the hello reply's details (jobs.face_layout); nothing here knows the numbers. The face model
+encodes each box separately, so strokes that stay inside their box work best. The face outline and centre
+line are only drawing aids, proportional to the canvas.
 """
 from __future__ import annotations
 
-import math
-
-from facesketch_client import Image
+from .facesketch_client import Image, jobs
 
 from .qt import QImage, QPainter, QColor, QPen, QFont, FORMAT_ARGB32, ANTIALIASING, DASH_LINE, image_bytes
 
-TEMPLATE_CANVAS = 512
-BOXES_512 = {
-    "left eye": (108, 156, 128),   # DeepFaceDrawing "eye1": the eye on the image-left side
-    "right eye": (255, 156, 128),  # "eye2"
-    "nose": (182, 232, 160),
-    "mouth": (169, 301, 192),
-}
+# Drawing aids as fractions of the canvas: the face outline (x, y, w, h) and the centre line's ends.
+OUTLINE = (0.23, 0.137, 0.539, 0.762)
+CENTRE_LINE = (0.117, 0.918)
 
 
-def scaled(v: float, canvas: int) -> int:
-    return int(math.floor(v * canvas / TEMPLATE_CANVAS + 0.5))
-
-
-def boxes(canvas: int) -> dict:
-    return {k: (scaled(x, canvas), scaled(y, canvas), scaled(s, canvas)) for k, (x, y, s) in BOXES_512.items()}
-
-
-def draw_template(canvas: int, width: int) -> Image:
-    """A transparent BGRA8 image `width` x `canvas` with light guides on the left `canvas` square and,
-    when the document is side by side (width > canvas), a divider and a note on the right half."""
+def draw_template(layout: "jobs.FaceLayout", width: int) -> Image:
+    """A transparent BGRA8 image `width` x canvas with light guides on the left canvas square and, when the
+    document is side by side (width > canvas), a divider and a note on the right half."""
+    canvas = layout.canvas
     img = QImage(width, canvas, FORMAT_ARGB32)
     img.fill(QColor(0, 0, 0, 0))
     p = QPainter(img)
     p.setRenderHint(ANTIALIASING)
-    s = canvas / TEMPLATE_CANVAS
+    s = canvas / 512.0  # pen widths and fonts look the same at every canvas size
     guide = QColor(120, 160, 220, 150)
     box_pen = QPen(QColor(120, 160, 220, 110))
     box_pen.setStyle(DASH_LINE)
@@ -49,19 +37,21 @@ def draw_template(canvas: int, width: int) -> Image:
 
     # face outline and vertical centre line: where the remainder (hair, jaw, cheeks) lives
     p.setPen(line_pen)
-    p.drawEllipse(int(118 * s), int(70 * s), int(276 * s), int(390 * s))
+    ox, oy, ow, oh = (int(v * canvas) for v in OUTLINE)
+    p.drawEllipse(ox, oy, ow, oh)
     p.setPen(box_pen)
-    p.drawLine(int(256 * s), int(60 * s), int(256 * s), int(470 * s))
-    for name, (x, y, size) in boxes(canvas).items():
+    p.drawLine(canvas // 2, int(CENTRE_LINE[0] * canvas), canvas // 2, int(CENTRE_LINE[1] * canvas))
+    for part, label in jobs.FACE_PARTS:
+        x, y, size = layout.boxes[part]
         p.setPen(box_pen)
         p.drawRect(x, y, size - 1, size - 1)
         p.setPen(QColor(120, 160, 220, 170))
-        p.drawText(x + 3, y + font.pixelSize(), name)
+        p.drawText(x + 3, y + font.pixelSize(), label)
         p.setPen(line_pen)
         cx, cy = x + size / 2, y + size / 2
-        if "eye" in name:  # an almond at the box centre
+        if part.endswith("eye"):  # an almond at the box centre
             p.drawEllipse(int(cx - 24 * s), int(cy - 9 * s), int(48 * s), int(18 * s))
-        elif name == "nose":  # the nose tip sits at the box centre, under the eyes
+        elif part == "nose":  # the nose tip sits at the box centre, under the eyes
             p.drawLine(int(cx - 16 * s), int(cy + 10 * s), int(cx + 16 * s), int(cy + 10 * s))
         else:  # mouth line at the box centre
             p.drawLine(int(cx - 36 * s), int(cy), int(cx + 36 * s), int(cy))

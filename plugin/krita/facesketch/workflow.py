@@ -20,12 +20,13 @@ of the stroke the user just undid). Keep is a deliberate action and is one undo 
 """
 from __future__ import annotations
 
+import collections
 import json
 import time
 
 from krita import Krita
 
-from facesketch_client import BackendError, Image
+from .facesketch_client import BackendError, Image, jobs
 
 from . import layers
 from .layers import InputError
@@ -33,7 +34,8 @@ from .qt import QObject, QTimer, QApplication, QByteArray, Signal, NO_BUTTON
 from .template import draw_template
 
 CANVAS_ANNOTATION = "facesketch/canvas"
-FACE_BLENDS = ("blend_left_eye", "blend_right_eye", "blend_nose", "blend_mouth", "blend_remainder")
+FACE_ENGINE = "face"
+SKETCH_ENGINE = "sketch"
 PREVIEW_NAME = "[Preview] Face"
 GUIDE_NAME = "[Guide] Shadow"
 GUIDE_OPACITY = 0.35
@@ -52,27 +54,24 @@ def find_document(key: str):
     return None
 
 
-def plain_error(err: BackendError) -> str:
-    text = str(err)
-    return text[:1].upper() + text[1:] if text else "The backend reported an error."
-
-
 class Status(QObject):
-    """The status line all dockers show: a sentence, a progress fraction (None = idle) and the running jobs."""
+    """The status line all dockers show: a sentence, a progress fraction (None = idle), the running jobs and
+    the last few sentences (the status line's tooltip)."""
 
     changed = Signal()
+    HISTORY = 8
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.text = "Ready."
         self.progress: float | None = None
         self.running: dict[str, object] = {}  # job id -> workflow that can cancel it
-        self.history: list[str] = []
+        self.history = collections.deque(maxlen=self.HISTORY)
 
     def show(self, text: str, progress: float | None = None) -> None:
+        if progress is None or text != self.text:
+            self.history.append(f"{time.strftime('%H:%M:%S')} {text}")
         self.text, self.progress = text, progress
-        self.history.append(text)
-        del self.history[:-50]
         self.changed.emit()
 
     def cancel_all(self) -> None:
@@ -135,13 +134,13 @@ class FaceWorkflow(QObject):
         super().__init__(parent)
         self.connection = connection
         self.status = status
-        self.engine = "face"            # the scenario hook may point this at "echo" (test only)
-        self.engine_params_override = None
-        self.params = {name: 1.0 for name in FACE_BLENDS}
-        self.params.update(master=1.0, gender="female")
+        # until the backend says its defaults (apply_defaults): the most plausible face
+        self.params = {name: 1.0 for name, _label in jobs.FACE_SLIDERS}
+        self.params.update(gender=jobs.GENDERS[0][0])
+        self._params_changed = False     # the user moved a slider: later hellos keep the user's values
         self.live = False
         self.shadow_guide = False
-        self.log: list[dict] = []       # every submission and its fate (the scenario reports it)
+        self._jobs: dict[str, dict] = {}  # running face jobs: id -> kind, state, submit time
         self._latest: str | None = None  # newest face job: older results are stale
         self._submitted_sum: dict[str, int] = {}
         self._seen_sum: int | None = None
@@ -155,16 +154,31 @@ class FaceWorkflow(QObject):
 
     # -- canvas ------------------------------------------------------------------------------------
 
+    def apply_defaults(self) -> None:
+        """Take the face engine's parameter defaults from the hello reply, unless the user already chose."""
+        if self._params_changed:
+            return
+        defaults = jobs.param_defaults(self.connection.engine(FACE_ENGINE))
+        new = {k: defaults[k] for k in self.params if k in defaults}
+        if new and any(self.params[k] != v for k, v in new.items()):
+            self.params.update(new)
+            self.changed.emit()
+
     def new_canvas(self):
         """A white side-by-side document with a locked template and an empty, selected Sketch layer."""
-        size = self.connection.face_canvas_size()
+        layout = self.connection.face_layout(FACE_ENGINE)
+        if layout is None:
+            raise InputError("Connect to the backend first: the face canvas takes its size and template from "
+                             "the face engine. " + (self.connection.message if self.connection.state != "connected"
+                                                    else "This backend does not describe them (an older version?)."))
+        size = layout.canvas
         k = Krita.instance()
         doc = k.createDocument(2 * size, size, "Face sketch", "RGBA", "U8", "", 72.0)
         background = doc.topLevelNodes()[0]
         background.setPixelData(b"\xff" * (2 * size * size * 4), 0, 0, 2 * size, size)
         background.setLocked(True)
         root = doc.rootNode()
-        template = layers.new_layer(doc, "Face template", draw_template(size, 2 * size), 0, 0,
+        template = layers.new_layer(doc, "Face template", draw_template(layout, 2 * size), 0, 0,
                                     parent=root, above=background, locked=True)
         guide = layers.new_layer(doc, GUIDE_NAME, None, parent=root, above=template, opacity=GUIDE_OPACITY,
                                  locked=True, visible=False)
@@ -198,18 +212,13 @@ class FaceWorkflow(QObject):
     # -- submitting ---------------------------------------------------------------------------------
 
     def _engine_params(self) -> dict:
-        if self.engine_params_override is not None:
-            return dict(self.engine_params_override)
-        known = self.connection.param_names(self.engine)
-        return {k: v for k, v in self.params.items() if known is None or k in known}
+        return jobs.supported_params(self.params, self.connection.engine(FACE_ENGINE))
 
-    def _outputs(self):
-        if self.engine != "face":  # test engines have their own output names
-            return None
+    def _outputs(self) -> list:
         return ["face", "shadow"] if self.shadow_guide else ["face"]
 
     def _check_engine_ready(self) -> bool:
-        problem = self.connection.engine_problem(self.engine)
+        problem = self.connection.engine_problem(FACE_ENGINE)
         if problem:
             self.status.show(problem)
             return False
@@ -239,21 +248,18 @@ class FaceWorkflow(QObject):
         params = self._engine_params()
         outputs = self._outputs()
         supersede = "live" if kind == "live" else "generate"
-        entry = {"kind": kind, "engine": self.engine, "params": params, "outputs": outputs, "supersede": supersede,
-                 "checksum": fingerprint, "state": "submitted", "t_submit": time.monotonic()}
+        entry = {"kind": kind, "state": "submitted", "t_submit": time.monotonic()}
         job_id = self.connection.submit(
-            self.engine, {"image": image}, params, outputs, supersede,
+            FACE_ENGINE, {"image": image}, params, outputs, supersede,
             on_result=lambda jid, images: self._safe(lambda: self._on_result(jid, images, key, entry)),
             on_error=lambda jid, err: self._safe(lambda: self._on_error(jid, err, entry)),
             on_progress=lambda jid, f, msg: self._on_progress(jid, f, msg))
-        entry["job"] = job_id
-        entry["ui_params"] = dict(self.params)
-        self.log.append(entry)
+        self._jobs[job_id] = entry
         previous, self._latest = self._latest, job_id
         if previous is not None and previous in self.status.running:
             # The backend drops a *queued* job with the same supersede key by itself; a job it is already
             # computing is cancelled from here, so only the newest sketch is worked on.
-            prev = next((e for e in self.log if e.get("job") == previous), None)
+            prev = self._jobs.get(previous)
             if prev is not None and prev["state"] == "submitted":
                 prev["replaced_by"] = job_id
             self.connection.cancel(previous)
@@ -270,11 +276,11 @@ class FaceWorkflow(QObject):
         entry["state"] = state
         entry["t_done"] = time.monotonic()
         self.status.running.pop(job_id, None)
+        self._jobs.pop(job_id, None)
 
     def _on_error(self, job_id, err: BackendError, entry) -> None:
         superseded = err.code == "superseded" or (err.code == "cancelled" and "replaced_by" in entry)
         self._finish(job_id, entry, "superseded" if superseded else err.code)
-        entry["message"] = str(err)
         if superseded:
             return  # a newer sketch replaced it: that one's result is on the way
         if job_id != self._latest:
@@ -284,7 +290,7 @@ class FaceWorkflow(QObject):
         if err.code == "cancelled":
             self.status.show("Cancelled.")
         else:
-            self.status.show(plain_error(err))
+            self.status.show(self.connection.explain(err))
 
     def _on_result(self, job_id, images: dict, key: str, entry) -> None:
         if job_id != self._latest:
@@ -296,8 +302,12 @@ class FaceWorkflow(QObject):
             self._finish(job_id, entry, "document_closed")
             self.status.show("The face canvas was closed before the face arrived.")
             return
-        face = images.get("face") or images.get("image") or next(iter(images.values()))
-        shadow = images.get("shadow") or (images.get("image") if self.engine != "face" else None)
+        face = images.get("face")
+        shadow = images.get("shadow")
+        if face is None:
+            self._finish(job_id, entry, "bad_reply")
+            self.status.show("The backend answered without a face; update the backend.")
+            return
         sketch = canvas.sketch()
         restore = doc.activeNode()
         restore_id = layers.node_id(restore) if restore is not None else None
@@ -308,8 +318,8 @@ class FaceWorkflow(QObject):
         if restore_id is not None:  # inserting nodes moves the active layer later: put it back
             QTimer.singleShot(50, lambda: self._restore_active(key, restore_id))
         self._finish(job_id, entry, "done")
-        entry["seconds"] = round(entry["t_done"] - entry["t_submit"], 3)
-        self.status.show(f"Face ready ({entry['seconds']:.2f} s)." + (" Live mode is on." if self.live else ""))
+        seconds = entry["t_done"] - entry["t_submit"]
+        self.status.show(f"Face ready ({seconds:.2f} s)." + (" Live mode is on." if self.live else ""))
         self.changed.emit()
 
     def _restore_active(self, key, node_id) -> None:
@@ -366,6 +376,7 @@ class FaceWorkflow(QObject):
         if self.params.get(name) == value:
             return
         self.params[name] = value
+        self._params_changed = True
         self._regenerate_if_live()
 
     def _regenerate_if_live(self) -> None:
@@ -420,7 +431,7 @@ class FaceWorkflow(QObject):
         except InputError as exc:
             self.status.show(str(exc))
         except BackendError as exc:
-            self.status.show(plain_error(exc))
+            self.status.show(self.connection.explain(exc))
         return None
 
 
@@ -432,39 +443,49 @@ def _node_below(node):
     return siblings[i - 1] if i > 0 else None
 
 
-SKETCH_STYLES = ("1", "2", "3", "mix")
-
-
 class SketchifyWorkflow(QObject):
     """Photo -> pencil sketch on the active layer; the result is a new layer right above it."""
+
+    changed = Signal()  # style, mix or strength set from the backend's defaults
 
     def __init__(self, connection, status, parent=None):
         super().__init__(parent)
         self.connection = connection
         self.status = status
-        self.engine = "sketch"          # the scenario hook may point this at "echo" (test only)
-        self.engine_params_override = None
-        self.style = "2"
+        # until the backend says its defaults (apply_defaults)
+        self.style = jobs.STYLE_VALUES[0]
         self.style_mix = [1 / 3, 1 / 3, 1 / 3]
         self.strength = 1.0
-        self.log: list[dict] = []
+        self._defaults_taken = False
+
+    def apply_defaults(self) -> bool:
+        """Take the sketch engine's defaults from the first hello reply that has them; True when taken."""
+        defaults = jobs.param_defaults(self.connection.engine(SKETCH_ENGINE))
+        if self._defaults_taken or not defaults:
+            return False
+        self._defaults_taken = True
+        if defaults.get("style") in jobs.STYLE_VALUES:
+            self.style = defaults["style"]
+        mix = defaults.get("style_mix")
+        if isinstance(mix, (list, tuple)) and len(mix) == 3:
+            self.style_mix = [float(v) for v in mix]
+        if isinstance(defaults.get("strength"), (int, float)):
+            self.strength = float(defaults["strength"])
+        self.changed.emit()
+        return True
 
     def params(self) -> dict:
-        if self.engine_params_override is not None:
-            return dict(self.engine_params_override)
-        p = {"style": self.style, "strength": float(self.strength)}
-        if self.style == "mix":
-            p["style_mix"] = [float(v) for v in self.style_mix]
-        known = self.connection.param_names(self.engine)
-        return {k: v for k, v in p.items() if known is None or k in known}
+        """The engine parameters (the style mix as proportions summing to 1), limited to what the engine takes."""
+        return jobs.supported_params(jobs.sketch_params(self.style, self.style_mix, self.strength),
+                                     self.connection.engine(SKETCH_ENGINE))
 
     def run(self) -> str | None:
         try:
             return self._run()
-        except InputError as exc:
+        except (InputError, ValueError) as exc:
             self.status.show(str(exc))
         except BackendError as exc:
-            self.status.show(plain_error(exc))
+            self.status.show(self.connection.explain(exc))
         return None
 
     def _run(self) -> str:
@@ -478,20 +499,16 @@ class SketchifyWorkflow(QObject):
             raise InputError(f"'{node.name()}' is empty inside the canvas: nothing to sketch.")
         limit = (self.connection.caps or {}).get("max_pixels")
         if limit and rect[2] * rect[3] > limit:
-            raise InputError(f"'{node.name()}' is {rect[2]}×{rect[3]} pixels, more than the backend accepts "
-                             f"({limit} pixels): scale the image down or select a smaller layer.")
+            raise InputError(f"'{node.name()}': " + jobs.too_large_message(rect[2], rect[3], limit))
         image = layers.read_layer(node, *rect)
         key, source_id = doc_key(doc), layers.node_id(node)
-        entry = {"engine": self.engine, "params": self.params(), "rect": list(rect), "format": image.format,
-                 "source": node.name(), "state": "submitted", "t_submit": time.monotonic()}
-        outputs = ["sketch"] if self.engine == "sketch" else None
+        t_submit = time.monotonic()
         job_id = self.connection.submit(
-            self.engine, {"image": image}, entry["params"], outputs, None,
-            on_result=lambda jid, images: self._guard(lambda: self._on_result(jid, images, key, source_id, rect, entry)),
-            on_error=lambda jid, err: self._on_error(jid, err, entry),
+            SKETCH_ENGINE, {"image": image}, self.params(), ["sketch"], None,
+            on_result=lambda jid, images: self._guard(lambda: self._on_result(jid, images, key, source_id, rect,
+                                                                              t_submit)),
+            on_error=lambda jid, err: self._on_error(jid, err),
             on_progress=lambda jid, f, msg: self.status.show(f"Sketchify: {msg or 'working'} …", f))
-        entry["job"] = job_id
-        self.log.append(entry)
         self.status.running[job_id] = self
         self.status.show(f"Sketchifying '{node.name()}' …", 0.0)
         return job_id
@@ -502,30 +519,28 @@ class SketchifyWorkflow(QObject):
         except InputError as exc:
             self.status.show(str(exc))
 
-    def _on_error(self, job_id, err, entry) -> None:
-        entry["state"], entry["message"] = err.code, str(err)
+    def _on_error(self, job_id, err) -> None:
         self.status.running.pop(job_id, None)
-        self.status.show("Cancelled." if err.code == "cancelled" else "Sketchify: " + plain_error(err))
+        self.status.show("Cancelled." if err.code == "cancelled" else "Sketchify: " + self.connection.explain(err))
 
-    def _on_result(self, job_id, images, key, source_id, rect, entry) -> None:
+    def _on_result(self, job_id, images, key, source_id, rect, t_submit) -> None:
         self.status.running.pop(job_id, None)
-        entry["seconds"] = round(time.monotonic() - entry["t_submit"], 3)
+        seconds = time.monotonic() - t_submit
         doc = find_document(key)
         if doc is None:
-            entry["state"] = "document_closed"
             self.status.show("The image was closed before the sketch arrived.")
             return
-        result = images.get("sketch") or images.get("image") or next(iter(images.values()))
+        result = images.get("sketch")
+        if result is None:
+            self.status.show("Sketchify: the backend answered without a sketch; update the backend.")
+            return
         source = layers.find_node(doc, source_id)
         name = f"{source.name() if source is not None else 'Layer'} (sketch)"
-        node = layers.new_layer(doc, name, result, rect[0], rect[1],
-                                parent=source.parentNode() if source is not None else doc.rootNode(),
-                                above=source)
-        entry["result_layer"] = layers.node_id(node)
-        entry["result_document"] = doc.name()
+        layers.new_layer(doc, name, result, rect[0], rect[1],
+                         parent=source.parentNode() if source is not None else doc.rootNode(),
+                         above=source)
         doc.refreshProjection()
-        entry["state"] = "done"  # last: Krita's waitForDone runs the event loop, so others may look meanwhile
-        self.status.show(f"Sketch ready as layer '{name}' ({entry['seconds']:.2f} s).")
+        self.status.show(f"Sketch ready as layer '{name}' ({seconds:.2f} s).")
 
     def cancel(self, job_id: str) -> None:
         self.connection.cancel(job_id)
