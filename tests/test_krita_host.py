@@ -1,39 +1,52 @@
-"""The Krita plug-in in real Krita 5: installed by install.py, driven through its docker, against a real backend.
+"""The Krita plug-in in real Krita 5: installed by the installer, driven through its docker, against real backends.
 
-What happens (about a minute; the apt install adds ~30 s the first time):
-1. Krita, PyQt5, Xvfb come from apt (Debian's krita package, like ../shared/hosts/krita). pyzmq and
-   msgpack deliberately do NOT: install.py must vendor wheels for Krita's own Python.
-2. install.py's own code finds Krita for a temporary HOME, installs the plug-in into its pykrita folder
-   and enables it in its kritarc. The shared settings file in that HOME points at
-3. a backend started here on a free loopback port (`.venv/bin/facesketch serve`).
-4. Krita runs under Xvfb with FACESKETCH_KRITA_SCENARIO set: the plug-in plays the scenario in
-   plugin/krita/facesketch/scenario.py through the docker's widgets and actions (new face canvas,
-   strokes, Generate, live mode with superseding, shadow guide, Keep, Sketchify, bad inputs, the backend
-   stopped), writes a JSON report of named checks and quits. Krita exits 0 whatever happens inside, so
-   the report is the verdict; a watchdog kills Krita if the scenario hangs.
+What happens (two to three minutes; the apt install adds ~30 s the first time):
+1. Krita, PyQt5, Xvfb come from apt (Debian's krita package). pyzmq and msgpack deliberately do NOT: the
+   installer must vendor wheels for Krita's own Python.
+2. The installer's own code finds Krita for a temporary HOME, installs the plug-in into its pykrita folder and
+   enables it in its kritarc. Next to it, in that HOME only, goes the test-only plug-in tests/krita_host/
+   (facesketch_scenario): nothing of the tests ships in the user's plug-in.
+3. Three backends on free loopback ports (`facesketch serve`): "not_ready" (an empty FACESKETCH_WEIGHTS_DIR, so
+   the real face and sketch engines are not ready), "echo" (tests/support/engines_host_echo.py stands in for the
+   face and sketch engines: byte-exact checks, a journal of what they received, a delay the scenario sets) and
+   "real" (the shipped weights). The shared settings file in the HOME points at "not_ready".
+4. Krita runs under Xvfb with FACESKETCH_KRITA_SCENARIO set: the scenario plug-in plays
+   tests/krita_host/facesketch_scenario/scenario.py through the docker's widgets (found by objectName), Krita's
+   API and the settings dialog (which also switches between the backends), writes a JSON report of named checks
+   and quits. Krita exits 0 whatever happens inside, so the report is the verdict; a watchdog kills Krita if the
+   scenario hangs.
 
 Set FACESKETCH_SCREENSHOT_DIR to keep the screenshots (docs/krita-docker.png and docs/krita-docker-face.png are
 made that way; the face one then shows tests/data/rough_sketch.png drawn in the Sketch layer).
 """
+import concurrent.futures
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-import install  # repo root is on sys.path (conftest.py)
+from conftest import BackendProcess
+
+try:  # the installer as a package (facesketch/installer/); install.py is its command line
+    from facesketch.installer.hosts import detect_hosts
+    from facesketch.installer.plugins import install_krita_plugin
+    from facesketch.installer.settings import default_backend_command
+except ImportError:  # before the split
+    from install import default_backend_command, detect_hosts, install_krita_plugin
 
 pytestmark = pytest.mark.host
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCENARIO_PLUGIN = os.path.join(ROOT, "tests", "krita_host")
+SCENARIO_NAME = "facesketch_scenario"
 APT_PACKAGES = ["krita", "python3-pyqt5", "xvfb", "xauth"]
-KRITA_TIME_LIMIT_S = 300       # watchdog for the whole Krita run
-SCENARIO_TIME_LIMIT_S = 240    # the plug-in's own limit; it then writes the report and quits
+KRITA_TIME_LIMIT_S = 420       # watchdog for the whole Krita run
+SCENARIO_TIME_LIMIT_S = 330    # the scenario's own limit; it then writes the report and quits
 SCENARIO_START_LIMIT_S = 150   # Krita's first start on a new HOME takes ~35 s on 2 busy cores
 
 
@@ -70,51 +83,78 @@ def krita_installed():
     return shutil.which("krita")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def backend(tmp_path):
-    """A real backend on loopback, as a user starts it; the scenario stops it on purpose near the end."""
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    python = os.path.join(ROOT, ".venv", "bin", "python")
-    if not os.path.exists(python):
-        python = sys.executable
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACESKETCH_")}
-    env.update(FACESKETCH_SETTINGS=str(tmp_path / "backend-settings.json"), XDG_STATE_HOME=str(tmp_path / "state"),
-               PYTHONUNBUFFERED="1")
-    log = open(tmp_path / "backend.log", "wb")
-    proc = subprocess.Popen([python, "-m", "facesketch", "serve", "--bind", address], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=log)
-    line = proc.stdout.readline().decode()
-    if "ready on" not in line:
-        proc.kill()
-        log.close()
-        raise RuntimeError(f"backend did not start: {line!r}\n{(tmp_path / 'backend.log').read_text()}")
-    yield {"address": address, "pid": proc.pid, "proc": proc, "log": tmp_path / "backend.log"}
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    proc.stdout.close()
-    log.close()
+def backends(tmp_path):
+    """The three backends the scenario talks to (see the module docstring), started side by side."""
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    echo_dir = tmp_path / "echo"
+    echo_dir.mkdir()
+    journal, delay = echo_dir / "journal.jsonl", echo_dir / "delay"
+    base = {"FACESKETCH_WEIGHTS_DIR": ""}  # the shipped weights unless said otherwise
+    made = {
+        "not_ready": BackendProcess(_folder(tmp_path / "not_ready"), env=dict(base, FACESKETCH_WEIGHTS_DIR=str(empty))),
+        "echo": BackendProcess(echo_dir, ["--log-level", "debug"], env=dict(
+            base, FACESKETCH_EXTRA_ENGINES="engines_host_echo,engines_host_echo_sketch",
+            FACESKETCH_TEST_JOURNAL=str(journal), FACESKETCH_TEST_DELAY=str(delay))),
+        "real": BackendProcess(_folder(tmp_path / "real"), env=base),
+    }
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        started = list(pool.map(lambda b: _start(b), made.values()))
+    try:
+        if not all(started):
+            raise RuntimeError("a backend did not start:\n" + "\n".join(
+                b.log_path.read_text(errors="replace")[-2000:] for b in made.values()))
+        yield {"not_ready": {"address": made["not_ready"].address, "log": str(made["not_ready"].log_path)},
+               "echo": {"address": made["echo"].address, "journal": str(journal), "delay_file": str(delay)},
+               "real": {"address": made["real"].address, "pid": made["real"].proc.pid}}
+    finally:
+        for b in made.values():
+            if b.proc is not None:
+                b.stop()
 
 
-def _install_plugin(home: str) -> dict:
-    """install.py's own detection and installer, pointed at a temporary HOME."""
+def _folder(path):
+    path.mkdir()
+    return path
 
-    targets = [t for t in install.detect_hosts(home=home) if t.host == "krita" and t.variant == "native"]
-    assert targets, "install.py did not find the apt-installed Krita"
+
+def _start(b: BackendProcess) -> bool:
+    try:
+        b.start()
+        return True
+    except RuntimeError:
+        return False
+
+
+def _install_plugins(home: str) -> dict:
+    """The installer's own detection and installer, pointed at a temporary HOME; then the scenario plug-in
+    beside the real one, enabled in the same kritarc."""
+    targets = [t for t in detect_hosts(home=home) if t.host == "krita" and t.variant == "native"]
+    assert targets, "the installer did not find the apt-installed Krita"
     t = targets[0]
-    folder = install.install_krita_plugin(t.plugin_root, t.tags(), kritarc=t.kritarc)
+    folder = install_krita_plugin(t.plugin_root, t.tags(), kritarc=t.kritarc)
+    shutil.copy(os.path.join(SCENARIO_PLUGIN, SCENARIO_NAME + ".desktop"), t.plugin_root)
+    shutil.copytree(os.path.join(SCENARIO_PLUGIN, SCENARIO_NAME), os.path.join(t.plugin_root, SCENARIO_NAME),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    _enable_in_kritarc(t.kritarc, SCENARIO_NAME)
     return {"target": t, "folder": folder, "tags": t.tags()}
+
+
+def _enable_in_kritarc(kritarc: str, name: str) -> None:
+    """`enable_<name>=true` in kritarc's [python] group (the installer wrote that group for the real plug-in)."""
+    with open(kritarc, encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
+    i = lines.index("[python]") + 1
+    lines.insert(i, f"enable_{name}=true")
+    with open(kritarc, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def _hello(address: str) -> dict:
+    from facesketch_client import Client
+    with Client(address, timeout_s=30) as c:
+        return c.hello()
 
 
 def _run_krita(home: str, config_path: str, log_path: str, started_path: str) -> tuple:
@@ -154,30 +194,50 @@ def _kill_autostarted(home: str) -> None:
         pass
 
 
-def test_face_sketch_docker_in_real_krita(krita_installed, backend, tmp_path):
+def test_face_sketch_docker_in_real_krita(krita_installed, backends, tmp_path):
+    from facesketch_client import settings as fs_settings
     home = str(tmp_path / "home")
     os.makedirs(home)
     t0 = time.monotonic()
-    installed = _install_plugin(home)
+    installed = _install_plugins(home)
     t_install = time.monotonic() - t0
     t = installed["target"]
-    assert t.python_versions, f"install.py could not tell which Python Krita embeds: {t.describe()}"
-    assert os.path.isdir(os.path.join(installed["folder"], "_vendor", installed["tags"][0])), installed["tags"]
+    assert t.python_versions, f"the installer could not tell which Python Krita embeds: {t.describe()}"
+    vendor = os.path.join(installed["folder"], "_vendor", installed["tags"][0])
+    assert os.path.isdir(vendor), installed["tags"]
     with open(t.kritarc) as fh:
-        assert "enable_facesketch=true" in fh.read()
-
-    # the shared settings file in the temporary HOME points at our backend
-    from facesketch_client import settings as fs_settings
-    settings = fs_settings.Settings(address=backend["address"], autostart=False, timeout_s=30.0)
+        rc_text = fh.read()
+    assert "enable_facesketch=true" in rc_text and f"enable_{SCENARIO_NAME}=true" in rc_text
+    # nothing of the tests in the user's plug-in
+    shipped = [os.path.relpath(os.path.join(d, f), installed["folder"]) for d, _, fs in os.walk(installed["folder"])
+               for f in fs if "_vendor" not in d]
+    assert not [f for f in shipped if "scenario" in f.lower()], shipped
+    for f in shipped:  # no test hooks, and no sys.path edits but the vendored-wheel loader's
+        if f.endswith(".py"):
+            with open(os.path.join(installed["folder"], f), encoding="utf-8") as fh:
+                text = fh.read()
+            assert "FACESKETCH_KRITA_SCENARIO" not in text, f
+            if f != os.path.join("facesketch_client", "vendored.py"):
+                assert not any(edit in text for edit in ("sys.path.insert", "sys.path.append", "sys.path[:0]")), f
+    # the shared settings file in the temporary HOME points at the not-ready backend first
+    settings = fs_settings.Settings(address=backends["not_ready"]["address"], autostart=False, timeout_s=30.0)
     fs_settings.save(settings, fs_settings.path(home=home))
 
+    # what the scenario compares with: the face engine's hello details and the not-ready reasons
+    nr_engines = {e["name"]: e for e in _hello(backends["not_ready"]["address"])["engines"]}
+    assert not nr_engines["face"]["ready"] and not nr_engines["sketch"]["ready"], nr_engines
+    real_engines = {e["name"]: e for e in _hello(backends["real"]["address"])["engines"]}
+    assert real_engines["face"]["ready"] and real_engines["sketch"]["ready"], "the shipped weights are missing"
     report_path = str(tmp_path / "report.json")
     shots = os.environ.get("FACESKETCH_SCREENSHOT_DIR") or str(tmp_path / "shots")
-    # what install.py writes as the auto-start command (the scenario starts and stops one from the settings dialog)
+    # what the installer writes as the auto-start command (the scenario starts and stops one from the settings dialog)
     venv = os.path.join(ROOT, ".venv")
-    command = install.default_backend_command(venv) if os.path.isdir(venv) else [sys.executable, "-m", "facesketch", "serve"]
-    config = {"report": report_path, "backend_pid": backend["pid"], "screenshot_dir": shots, "quit": True,
-              "time_limit_s": SCENARIO_TIME_LIMIT_S, "backend_command": command}
+    command = default_backend_command(venv) if os.path.isdir(venv) else [sys.executable, "-m", "facesketch", "serve"]
+    config = {"report": report_path, "backends": backends, "screenshot_dir": shots, "quit": True,
+              "time_limit_s": SCENARIO_TIME_LIMIT_S, "backend_command": command,
+              "backend_pid_file": os.path.join(fs_settings.state_dir(home=home), "backend.pid"),
+              "face_details": nr_engines["face"]["details"],
+              "not_ready_reasons": {n: nr_engines[n]["reason"] for n in ("face", "sketch")}}
     if os.environ.get("FACESKETCH_SCREENSHOT_DIR"):  # docs run: the face screenshot shows a whole drawn face
         config["docs_sketch"] = os.path.join(ROOT, "tests", "data", "rough_sketch.png")
     config_path = str(tmp_path / "scenario.json")
@@ -195,26 +255,29 @@ def test_face_sketch_docker_in_real_krita(krita_installed, backend, tmp_path):
     failed = [c for c in report["checks"] if not c["ok"]]
     summary = "\n".join(f"{'ok ' if c['ok'] else 'BAD'} {c['name']}" + ("" if c["ok"] else f": {c['detail']}")
                         for c in report["checks"])
-    print(f"install {t_install:.1f} s, Krita run {seconds:.1f} s (scenario {report.get('seconds')} s), rc {rc}")
+    print(f"install {t_install:.1f} s, Krita run {seconds:.1f} s (scenario {report.get('seconds')} s), rc {rc}, "
+          f"{len(report['checks'])} checks")
     print(summary)
     print("\n".join(report["events"]))
-    assert report["error"] is None, report["error"] + "\n" + summary
+    assert report["error"] is None, report["error"] + "\n" + summary + "\n" + log_tail
     assert not failed, summary + "\n" + "\n".join(report["events"])
-    assert len(report["checks"]) >= 40, summary  # the scenario ran to its end
+    assert len(report["checks"]) >= 70, summary  # the scenario ran to its end
     assert rc == 0, f"Krita exited with {rc}"
 
-    # the plug-in used the wheels install.py vendored for Krita's Python, and the settings in the temp HOME
+    # the plug-in used the wheels the installer vendored for Krita's Python and the settings in the temporary HOME;
+    # its one sys.path entry is that vendor folder, and its modules are importable only as facesketch.*
     env = report["environment"]
-    assert os.sep + "_vendor" + os.sep in env["zmq_file"], env
-    assert os.sep + "_vendor" + os.sep in env["msgpack_file"], env
-    assert env["settings_path"] == fs_settings.path(home=home), env
-    assert env["address"] == backend["address"], env
+    assert env["zmq_file"].startswith(vendor + os.sep) and env["msgpack_file"].startswith(vendor + os.sep), env
     assert env["plugin_file"].startswith(installed["folder"]), env
+    assert env["sys_path_in_plugin"] == [vendor], env
+    assert not any(env["bare_names"].values()), env
+    assert report["settings_file_shown"] == f"Settings file: {fs_settings.path(home=home)}", report["settings_file_shown"]
 
-    # live mode: at least one job superseded, and every result the plug-in showed was the newest one
-    states = [e["state"] for e in report["face_log"]]
-    assert "superseded" in states, states
-    assert "stale" not in states, states
+    # live mode: a running job was cancelled for a newer sketch (the journal of the echo backend says so)
+    with open(backends["echo"]["journal"]) as fh:
+        journal = [json.loads(line) for line in fh]
+    assert any(e["event"] == "cancelled" and e["n"] == report["superseded_job"] for e in journal), journal
 
-    shot = os.path.join(shots, "krita-docker.png")
-    assert os.path.getsize(shot) > 20000, "screenshot missing or blank"
+    for name in ("krita-docker.png",) + (("krita-docker-face.png",) if config.get("docs_sketch") else ()):
+        shot = os.path.join(shots, name)
+        assert os.path.exists(shot) and os.path.getsize(shot) > 20000, f"screenshot {name} missing or blank"
