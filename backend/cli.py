@@ -162,7 +162,12 @@ def describe_caps(caps: dict) -> str:
 
 
 def cmd_ping(args) -> int:
-    with _client(args) as client:
+    try:
+        client = _client(args)
+    except BackendError as exc:  # an address or key that cannot be used, in words
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    with client:
         try:
             caps = client.hello()
         except BackendError as exc:
@@ -215,7 +220,11 @@ def run_batch(args, engine: str, params: dict, output: str, inputs_extra=None) -
     pairs = _pairs(args.input, args.output, ".png")
     service = None
     if args.server:
-        client = _client(args)
+        try:
+            client = _client(args)
+        except BackendError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     else:
         setup_logging(args.log_level, to_file=False)
         service = make_service("inproc://facesketch-cli", resolve_device(args.device)).start()

@@ -95,7 +95,7 @@ class Service:
         router.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         # Hard ceiling per frame; the pixel limit gives the friendly `too_large` reply well below it.
-        router.setsockopt(zmq.MAXMSGSIZE, self.max_pixels * 8 + (1 << 20))
+        router.setsockopt(zmq.MAXMSGSIZE, protocol.max_message_bytes(self.max_pixels))
         router.setsockopt(zmq.SNDHWM, 10_000)
         router.setsockopt(zmq.RCVHWM, 10_000)
         if self.curve is not None:

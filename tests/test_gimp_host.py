@@ -28,7 +28,6 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(HERE, "gimp_host"))
 
 pytestmark = [pytest.mark.host, pytest.mark.timeout(1500)]
 
@@ -40,7 +39,7 @@ MAX_PIXELS = 1_000_000                                 # the test backend's limi
 
 
 def _sample(kind: str) -> str:
-    import harness
+    from gimp_host import harness
     path = harness.fs2k_sample(kind)
     if path is None:
         pytest.skip(f"no FS2K {kind} sample (tests/data/fs2k_samples or ../shared/datasets/fs2k)")
@@ -68,9 +67,8 @@ def gimp(tmp_path_factory):
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
-    import chroot
-    import harness
     from conftest import BackendProcess
+    from gimp_host import chroot, harness
     from facesketch_client import Client, Image
 
     t0 = time.monotonic()
@@ -380,7 +378,7 @@ def test_too_large_image_is_refused_in_plain_words(gimp):
 def test_backend_stopped(gimp):
     rec = _scenario(gimp, "stopped", "run2")
     assert rec["status"] == "EXECUTION_ERROR"
-    assert f"backend not reachable at {gimp['address']}" in rec["message"]
+    assert f"Backend not reachable at {gimp['address']}" in rec["message"]
     assert "Start a local backend automatically" in rec["message"] and "Face sketch backend" in rec["message"]
     assert "Traceback" not in rec["message"]
     _assert_nothing_added(rec)

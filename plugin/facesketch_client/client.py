@@ -21,6 +21,7 @@ import zmq
 
 from . import protocol
 from .protocol import ErrorCode, ProtocolError
+from .settings import address_problem
 
 
 class BackendError(Exception):
@@ -82,9 +83,14 @@ class _Connection:
     def __init__(self, address: str = protocol.DEFAULT_ADDRESS, timeout_s: float = 120.0,
                  connect_timeout_s: float = 2.0, server_public_key: str = "", client_public_key: str = "",
                  client_secret_key: str = "", context: zmq.Context | None = None):
+        problem = address_problem(address)
+        if problem:  # before any socket exists: ZeroMQ's own error would be a bare "Invalid argument"
+            raise BackendError(ErrorCode.BAD_SETTINGS, problem)
         self.address = address
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
+        self.max_message_bytes: int | None = None  # the backend's per-image ceiling, once a hello told it
+        self.max_pixels: int | None = None
         self._ctx = context or zmq.Context.instance()
         self.socket = self._ctx.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
@@ -96,16 +102,28 @@ class _Connection:
             if not (client_public_key and client_secret_key):
                 public, secret = zmq.curve_keypair()  # an unknown key: the backend will refuse it by name
                 client_public_key, client_secret_key = public.decode(), secret.decode()
-            self.socket.curve_serverkey = server_public_key.encode()
-            self.socket.curve_publickey = client_public_key.encode()
-            self.socket.curve_secretkey = client_secret_key.encode()
+            for option, name, value in ((zmq.CURVE_SERVERKEY, "server public key", server_public_key),
+                                        (zmq.CURVE_PUBLICKEY, "client public key", client_public_key),
+                                        (zmq.CURVE_SECRETKEY, "client secret key", client_secret_key)):
+                try:
+                    self.socket.setsockopt(option, value.encode())
+                except (zmq.ZMQError, UnicodeError) as exc:
+                    self.socket.close(0)
+                    raise BackendError(ErrorCode.BAD_SETTINGS,
+                                       f"The {name} in the facesketch settings is not a CURVE key (40 characters, "
+                                       "as 'facesketch keys' prints them).") from exc
         self._monitor = self.socket.get_monitor_socket(_MONITOR_EVENTS)
         self.connected = False
         # inproc sockets report no connection events; everything else does, so a message that ZeroMQ
         # accepted while the backend was going away is noticed instead of waited on until the timeout
         self._tracks_connection = not address.startswith("inproc://")
         self._auth_problem: str | None = None
-        self.socket.connect(address)
+        try:
+            self.socket.connect(address)
+        except zmq.ZMQError as exc:
+            self.close()
+            raise BackendError(ErrorCode.BAD_SETTINGS,
+                               f"The backend address '{address}' cannot be used: {exc.strerror}.") from exc
         self._prefix = f"{os.getpid()}-{id(self) & 0xffff:x}-"
 
     @classmethod
@@ -175,6 +193,45 @@ class _Connection:
             ErrorCode.UNREACHABLE,
             f"backend not reachable at {self.address}: start it with 'facesketch serve' "
             "(or turn on auto-start in the facesketch settings)")
+
+    # -- the backend's size limit -----------------------------------------------------------------
+
+    def learn(self, header: dict) -> None:
+        """Note the backend's limits from a hello reply (any hello this connection sees)."""
+        max_pixels = header.get("max_pixels") if header.get("kind") == protocol.KIND_HELLO else None
+        if isinstance(max_pixels, int) and not isinstance(max_pixels, bool) and max_pixels > 0:
+            self.max_pixels = max_pixels
+            self.max_message_bytes = protocol.max_message_bytes(max_pixels)
+
+    @staticmethod
+    def payload_size(images: Mapping[str, Image]) -> tuple[int, int]:
+        """(bytes of the largest frame, pixels of the largest image) of a run request."""
+        largest = max((memoryview(img.data).nbytes for img in images.values()), default=0)
+        return largest, max((img.width * img.height for img in images.values()), default=0)
+
+    def oversize(self, largest: int, pixels: int) -> BackendError | None:
+        """The too_large error for a frame above the backend's ceiling, when the ceiling is known; else None."""
+        if self.max_message_bytes is None or largest <= self.max_message_bytes:
+            return None
+        return BackendError(
+            ErrorCode.TOO_LARGE,
+            f"the image ({largest / 1e6:.1f} MB) is larger than the backend at {self.address} accepts (at most "
+            f"{self.max_message_bytes / 1e6:.1f} MB per image with its --max-pixels {self.max_pixels}); scale it "
+            f"down, or restart the backend with a higher limit: facesketch serve --max-pixels "
+            f"{max(pixels, (largest - (1 << 20)) // 8 + 1)}")
+
+    def went_away(self, largest: int) -> BackendError:
+        """The error for a connection lost mid-request. A frame above any ceiling the backend could have may
+        be why (ZeroMQ drops a peer that sends one), so such a request says so."""
+        if largest > (1 << 20):
+            return BackendError(
+                ErrorCode.DISCONNECTED,
+                f"the backend at {self.address} closed the connection while receiving this request: the image "
+                f"({largest / 1e6:.1f} MB) may be larger than it accepts (raise its limit with facesketch serve "
+                "--max-pixels), or it was stopped or crashed; nothing was changed")
+        return BackendError(ErrorCode.DISCONNECTED,
+                            f"the backend at {self.address} went away while working on this request "
+                            "(it was stopped or crashed); nothing was changed")
 
     def send_cancel(self, request_id) -> None:
         """Best effort: if the backend is gone there is nothing to cancel."""
@@ -249,11 +306,29 @@ class Client(_Connection):
             on_progress: Callable[[float, str], None] | None = None,
             is_cancelled: Callable[[], bool] | None = None, timeout: float | None = None,
             reply_format: str | None = None, supersede: str | None = None) -> dict[str, Image]:
+        largest, pixels = self.payload_size(images)
+        too_large = self.oversize(largest, pixels)
+        if too_large is not None:
+            raise too_large
         request_id = self.new_id()
         msg = self.run_message(request_id, engine, images, params, outputs, supersede, reply_format)
-        header, frames = self._request(msg, request_id, timeout if timeout is not None else self.timeout_s,
-                                       on_progress, is_cancelled)
+        try:
+            header, frames = self._request(msg, request_id, timeout if timeout is not None else self.timeout_s,
+                                           on_progress, is_cancelled)
+        except BackendError as exc:
+            if exc.code != ErrorCode.DISCONNECTED or largest <= (1 << 20):
+                raise
+            raise self._why_disconnected(largest, pixels) from None
         return self.result_images(header, frames)
+
+    def _why_disconnected(self, largest: int, pixels: int) -> BackendError:
+        """After a lost connection with a big frame: ask the backend (it reconnects by itself) for its limit."""
+        if self.max_message_bytes is None:
+            try:
+                self.hello(timeout=max(self.connect_timeout_s, 2.0))
+            except BackendError:
+                pass
+        return self.oversize(largest, pixels) or self.went_away(largest)
 
     def _send(self, msg: list) -> None:
         deadline = time.monotonic() + self.connect_timeout_s
@@ -287,9 +362,7 @@ class Client(_Connection):
             events = dict(poller.poll(min(100, int(remaining * 1000) + 1)))
             if self._monitor in events:
                 if zmq.EVENT_DISCONNECTED in self._poll_monitor():
-                    raise BackendError(ErrorCode.DISCONNECTED,
-                                       f"the backend at {self.address} went away while working on this request "
-                                       "(it was stopped or crashed); nothing was changed")
+                    raise self.went_away(0)
             if self.lost_since(sent_at):
                 raise self.unreachable()
             if is_cancelled is not None and not cancel_sent and is_cancelled():
@@ -303,6 +376,7 @@ class Client(_Connection):
                 except zmq.Again:
                     break
                 header, data = self.decode_reply(frames)
+                self.learn(header)
                 if header.get("id") != request_id:
                     continue  # a late reply to an earlier request that timed out or was cancelled
                 kind = header.get("kind")
@@ -318,9 +392,10 @@ class Client(_Connection):
 
 class _AsyncJob:
     __slots__ = ("id", "message", "on_result", "on_error", "on_progress", "deadline", "sent", "send_deadline",
-                 "sent_at")
+                 "sent_at", "largest", "pixels", "error")
 
-    def __init__(self, request_id, message, on_result, on_error, on_progress, deadline, send_deadline):
+    def __init__(self, request_id, message, on_result, on_error, on_progress, deadline, send_deadline,
+                 largest=0, pixels=0):
         self.id = request_id
         self.message = message
         self.on_result = on_result
@@ -330,6 +405,9 @@ class _AsyncJob:
         self.send_deadline = send_deadline
         self.sent = False
         self.sent_at = 0.0
+        self.largest = largest   # bytes of the largest image frame, pixels of the largest image
+        self.pixels = pixels
+        self.error = None        # a failure known before sending, delivered by the next process()
 
 
 class AsyncClient(_Connection):
@@ -356,8 +434,9 @@ class AsyncClient(_Connection):
                timeout: float | None = None, reply_format: str | None = None) -> str:
         request_id = self.new_id()
         message = self.run_message(request_id, engine, images, params, outputs, supersede, reply_format)
+        largest, pixels = self.payload_size(images)
         self._add(request_id, message, lambda header, frames: on_result and on_result(
-            request_id, self.result_images(header, frames)), on_error, on_progress, timeout)
+            request_id, self.result_images(header, frames)), on_error, on_progress, timeout, largest, pixels)
         return request_id
 
     def hello(self, on_result=None, on_error=None) -> str:
@@ -379,12 +458,15 @@ class AsyncClient(_Connection):
             return
         self.send_cancel(request_id)
 
-    def _add(self, request_id, message, on_result, on_error, on_progress, timeout) -> None:
+    def _add(self, request_id, message, on_result, on_error, on_progress, timeout, largest=0, pixels=0) -> None:
         now = time.monotonic()
         job = _AsyncJob(request_id, message, on_result, on_error, on_progress,
-                        now + (timeout if timeout is not None else self.timeout_s), now + self.connect_timeout_s)
+                        now + (timeout if timeout is not None else self.timeout_s), now + self.connect_timeout_s,
+                        largest, pixels)
         self._jobs[request_id] = job
-        self._try_send(job)
+        job.error = self.oversize(largest, pixels)
+        if job.error is None:
+            self._try_send(job)
 
     def _try_send(self, job: _AsyncJob) -> None:
         try:
@@ -403,18 +485,20 @@ class AsyncClient(_Connection):
         """Handle everything that is ready: replies, socket events, sends waiting for a connection, timeouts."""
         if self.socket is None:
             return
+        for job in [j for j in self._jobs.values() if j.error is not None]:
+            del self._jobs[job.id]
+            self._fail(job, job.error)
         if zmq.EVENT_DISCONNECTED in self._poll_monitor():
             for job in [j for j in self._jobs.values() if j.sent]:
                 del self._jobs[job.id]
-                self._fail(job, BackendError(ErrorCode.DISCONNECTED,
-                                             f"the backend at {self.address} went away while working on this "
-                                             "request (it was stopped or crashed); nothing was changed"))
+                self._fail(job, self.oversize(job.largest, job.pixels) or self.went_away(job.largest))
         while self.socket is not None and self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
             try:
                 header, data = self.decode_reply(frames)
             except BackendError:
                 continue
+            self.learn(header)
             job = self._jobs.get(header.get("id"))
             if job is None:
                 continue

@@ -19,6 +19,13 @@ DEFAULT_PORT = 5557
 DEFAULT_ADDRESS = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 MAX_HEADER_BYTES = 1 << 20
 
+
+def max_message_bytes(max_pixels: int) -> int:
+    """The backend's hard ceiling per frame (ZeroMQ's MAXMSGSIZE) for a --max-pixels: 8 bytes a pixel (RGBA16)
+    plus 1 MiB. A peer that sends a bigger frame is disconnected by ZeroMQ itself, before the service sees
+    it, so clients compare an image's bytes with this to tell "too large" from "the backend went away"."""
+    return int(max_pixels) * 8 + (1 << 20)
+
 # Pixel formats: name -> (bytes per pixel, channels, bytes per channel).
 # RGBA16 is native-endian uint16 (what GIMP's "R'G'B'A u16" and Krita's U16 give on every
 # platform they run on: little-endian x86-64 and arm64).
@@ -70,6 +77,7 @@ class ErrorCode:
     INTERNAL = "internal"
     VERSION_MISMATCH = "version_mismatch"
     # Raised by clients only, never sent by the backend:
+    BAD_SETTINGS = "bad_settings"      # the address or a key in the settings cannot be used (the message says why)
     UNREACHABLE = "unreachable"
     TIMEOUT = "timeout"
     DISCONNECTED = "disconnected"

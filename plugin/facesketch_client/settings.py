@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import sys
 import tempfile
 from typing import Any, Optional
@@ -102,6 +103,49 @@ def state_dir(home: Optional[str] = None, platform: Optional[str] = None) -> str
 _default_path = path  # load() and save() take a `path` argument that hides the function
 
 
+class SettingsError(ValueError):
+    """Settings that cannot be saved or used, said in words a plug-in can show as they are."""
+
+
+_HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?)*$")
+
+
+def address_problem(address) -> str:
+    """"" when `address` is a ZeroMQ endpoint a client can connect to (tcp://HOST:PORT, ipc://PATH,
+    inproc://NAME); else one sentence saying what is wrong and how to write it.
+
+    The one check for backend addresses: settings are checked with it when loaded and saved, and every
+    client checks its address with it before touching a socket (ZeroMQ's own error is a bare 'Invalid
+    argument')."""
+    example = f"for example {DEFAULT_ADDRESS}"
+    if not isinstance(address, str) or not address.strip():
+        return f"The backend address is empty: write it as tcp://HOST:PORT, {example}."
+    a = address.strip()
+    scheme, sep, rest = a.partition("://")
+    if not sep:
+        if re.match(r"^[^/\s]+:\d+$", a):
+            return f"The backend address '{a}' lacks its transport: write it as tcp://{a}."
+        return f"The backend address '{a}' is not a ZeroMQ address: write it as tcp://HOST:PORT, {example}."
+    if scheme in ("ipc", "inproc"):
+        return "" if rest.strip() else f"The backend address '{a}' names no {scheme} endpoint after {scheme}://."
+    if scheme != "tcp":
+        return (f"The backend address '{a}' uses the transport '{scheme}', which the facesketch backend does not "
+                f"speak: write it as tcp://HOST:PORT, {example}.")
+    host, colon, port = rest.rpartition(":")
+    if not colon or not host:
+        return f"The backend address '{a}' has no port: write it as tcp://HOST:PORT, {example}."
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        return f"The backend address '{a}' has the port '{port}': a port is a number from 1 to 65535."
+    if host.startswith("["):
+        ok = host.endswith("]") and re.match(r"^[0-9A-Fa-f:.]+$", host[1:-1] or "-") is not None
+    else:
+        ok = _HOST_NAME.match(host) is not None
+    if not ok:
+        hint = f" (an IPv6 address goes in brackets: tcp://[{host}]:{port})" if ":" in host else ""
+        return f"The backend address '{a}' has the host '{host}', which is not a computer name or IP address{hint}."
+    return ""
+
+
 def _coerce(name: str, value: Any, default: Any) -> Any:
     """Return `value` converted to the field's type, or raise ValueError saying why not."""
     if name == "backend_command":
@@ -126,6 +170,11 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     if isinstance(default, str):
         if not isinstance(value, str):
             raise ValueError("must be a string")
+        if name == "address":
+            problem = address_problem(value)
+            if problem:
+                raise ValueError(f"is not valid ({problem})")
+            return value.strip()
         if name == "log_level":
             v = value.strip().lower()
             if v not in LOG_LEVELS:
@@ -195,6 +244,9 @@ def save(settings: Settings, path: Optional[str] = None) -> str:
     """Write the settings atomically (a temporary file in the same folder, then os.replace), so a
     crash or a second writer never leaves half a file. Returns the path written."""
     p = path or _default_path()
+    problem = address_problem(settings.address)
+    if problem:
+        raise SettingsError(problem + " The settings were not saved.")
     folder = os.path.dirname(os.path.abspath(p))
     os.makedirs(folder, exist_ok=True)
     data = dict(settings.extra)

@@ -19,14 +19,25 @@ import tempfile
 import threading
 import time
 
+try:  # imported as tests' gimp_host.harness (pytest), or as a top-level module by make_docs_images.py
+    from . import chroot
+except ImportError:
+    import chroot  # noqa: F401  (the script's own folder is sys.path[0])
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
-import chroot  # noqa: E402
 
 
 def load_install_module():
-    """The project's install.py as a module (its functions are what the test exercises)."""
+    """The installer functions the test exercises: facesketch/installer/ (install.py is its command line),
+    or install.py itself before the installer became a package."""
+    try:
+        import types
+        from facesketch.installer import hosts, plugins, wheels
+        return types.SimpleNamespace(python_in_root=hosts.python_in_root, python_tags_for=wheels.python_tags_for,
+                                     install_gimp_plugin=plugins.install_gimp_plugin)
+    except ImportError:
+        pass
     spec = importlib.util.spec_from_file_location("facesketch_install", os.path.join(REPO, "install.py"))
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

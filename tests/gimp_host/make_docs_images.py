@@ -19,8 +19,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path[:0] = [HERE, REPO, os.path.join(REPO, "plugin")]
-import chroot  # noqa: E402
+import chroot  # noqa: E402  (run as a script: its folder is sys.path[0]; facesketch_client comes from the venv)
 import harness  # noqa: E402
 
 GUI_SCRIPT = """

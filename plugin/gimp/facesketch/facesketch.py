@@ -466,6 +466,14 @@ def _settings_dialog(procedure, config, fs, fs_settings):
     return ok, current
 
 
+def _save_settings(fs_settings, settings):
+    """Save, or say in words why not (an address that is not a backend address: nothing is saved)."""
+    try:
+        fs_settings.save(settings)
+    except fs_settings.SettingsError as err:
+        raise PluginError(str(err))
+
+
 def run_settings(procedure, config, _data):
     run_mode = config.get_property("run-mode")
     try:
@@ -474,11 +482,11 @@ def run_settings(procedure, config, _data):
             ok, current = _settings_dialog(procedure, config, fs, fs_settings)
             if not ok:
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-            fs_settings.save(_settings_from_config(fs_settings, config, current))
+            _save_settings(fs_settings, _settings_from_config(fs_settings, config, current))
             return _settings_return(procedure, True, f"Saved to {fs_settings.path()}")
         settings = _settings_from_config(fs_settings, config, fs_settings.load())
         if config.get_property("save"):
-            fs_settings.save(settings)
+            _save_settings(fs_settings, settings)
         connected, answer = (False, "not tested")
         if config.get_property("test"):
             connected, answer = test_connection(fs, settings)
