@@ -134,3 +134,25 @@ def test_the_client_package_imports_without_zmq_and_without_touching_sys_path():
             "from facesketch_client import Client; assert 'zmq' in sys.modules")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_vendored_load_is_the_one_sys_path_change_and_explains_a_missing_package(tmp_path):
+    from facesketch_client import vendored
+    plugin = tmp_path / "plugin"
+    broken = plugin / vendored.VENDOR_DIR / vendored.current_tag() / "msgpack"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError(\"No module named 'msgpack'\", name='msgpack')\n")
+    code = ("import sys; from facesketch_client import vendored; before = list(sys.path)\n"
+            "try:\n"
+            f"    vendored.load({str(plugin)!r})\n"
+            "except ImportError as exc:\n"
+            "    assert 'needs the msgpack package' in str(exc) and 'install.py' in str(exc), exc\n"
+            f"    assert sys.path == [{str(broken.parent)!r}] + before, sys.path[:2]\n"
+            "else:\n"
+            "    raise AssertionError('no ImportError')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    code = ("import sys; from facesketch_client import vendored; before = list(sys.path)\n"
+            f"assert vendored.load({str(tmp_path)!r}) is None and sys.path == before\n")  # none vendored: the host's own
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
