@@ -1,15 +1,19 @@
-"""Baselines and the discriminator used in training.
+"""The pix2pix baseline generator.
 
 * `UNetPix2Pix`: pix2pix's `unet_256` generator (Isola et al. 2017): 8 stride-2 convs down,
   8 transposed convs up with skips, photo (3 ch) -> sketch (1 ch, tanh). `ngf=24` gives about
   7.7M parameters, the same size as our lite HIDA, for a fair baseline.
-* `NLayerDiscriminator`: PatchGAN as in HIDA's training (k4, pad 2, instance norm), with width
-  and depth from the arguments (HIDA: ndf=64, n_layers=4; we use a lighter one on CPU).
+* `NLayerDiscriminator` (the PatchGAN of the sketch and pix2pix training) lives in models/discriminators.py;
+  it is re-exported here for older imports.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
+
+from .discriminators import NLayerDiscriminator  # re-exported for older imports
+
+__all__ = ["UNetPix2Pix", "NLayerDiscriminator"]
 
 
 class UNetPix2Pix(nn.Module):
@@ -50,19 +54,3 @@ class UNetPix2Pix(nn.Module):
         for j, block in enumerate(self.up[1:], start=1):
             x = block(torch.cat([x, feats[7 - j]], 1))
         return x
-
-
-class NLayerDiscriminator(nn.Module):
-    def __init__(self, in_ch: int = 2, ndf: int = 64, n_layers: int = 4):
-        super().__init__()
-        layers = [nn.Conv2d(in_ch, ndf, 4, 2, 2), nn.LeakyReLU(0.2, True)]
-        nf = ndf
-        for n in range(1, n_layers):
-            prev, nf = nf, min(nf * 2, 512)
-            stride = 2 if n < n_layers - 1 else 1
-            layers += [nn.Conv2d(prev, nf, 4, stride, 2), nn.InstanceNorm2d(nf), nn.LeakyReLU(0.2, True)]
-        layers += [nn.Conv2d(nf, 1, 4, 1, 2)]
-        self.model = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
