@@ -12,9 +12,12 @@ Training pairs: FS2K train photos with their artist sketch (3 styles) plus synth
 photos with models.pencil (a careful pencil rendering and a rough one). The feature bank shipped with the
 weights holds the stage-1 encoders' latents of all these training sketches, with gender labels.
 
-State (checkpoints, cached synthetic sketches, samples, log) lives in STATEDIR, outside the repository.
-Checkpoints are written atomically every few minutes and when the run is stopped (SIGTERM or Ctrl-C); --resume
-continues from the last one.
+State lives in STATEDIR, outside the repository: stage1.pt / stage2.pt (written atomically every few minutes
+and when the run is stopped with SIGTERM or Ctrl-C, read with weights_only=True; --resume continues from the
+stage's one), latents.pt (the training sketches' stage-1 latents, stored with the stage-1 step and a hash of
+the encoders' weights and of the sketches, re-encoded when they differ), the cached synthetic sketches,
+samples/, log.txt and log_stage1.tsv / log_stage2.tsv. The shared pieces are in models/training.py, the
+discriminators and GAN losses in models/discriminators.py.
 """
 from __future__ import annotations
 
@@ -26,12 +29,13 @@ import time
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
 from .deepfacedrawing import COMPONENTS, DeepFaceDrawing, get_config, save_safetensors
-from .train import stop_on_signal
+from .discriminators import MultiscaleDiscriminator, feature_matching, lsgan
+from .training import (Amp, Checkpointer, Logger, frozen, load_checkpoint, save_atomic, save_grid, state_digest,
+                       stop_on_signal, to_u8)
 
 DEFAULT_STATE = os.path.join(os.path.expanduser("~"), ".cache", "facesketch", "train", "face_lite")
 
@@ -129,101 +133,20 @@ def augment_sketch(x: torch.Tensor, gen: torch.Generator, max_shift: int = 4) ->
     return x
 
 
-# ---------------------------------------------------------------------------------------------- discriminator
-
-class PatchDiscriminator(nn.Module):
-    """pix2pixHD NLayerDiscriminator returning every layer's output (for feature matching)."""
-
-    def __init__(self, in_ch: int, ndf: int = 32, n_layers: int = 3):
-        super().__init__()
-        blocks = [nn.Sequential(nn.Conv2d(in_ch, ndf, 4, 2, 2), nn.LeakyReLU(0.2, True))]
-        nf = ndf
-        for n in range(1, n_layers):
-            prev, nf = nf, min(nf * 2, 256)
-            blocks.append(nn.Sequential(nn.Conv2d(prev, nf, 4, 2, 2), nn.InstanceNorm2d(nf), nn.LeakyReLU(0.2, True)))
-        prev, nf = nf, min(nf * 2, 256)
-        blocks.append(nn.Sequential(nn.Conv2d(prev, nf, 4, 1, 2), nn.InstanceNorm2d(nf), nn.LeakyReLU(0.2, True)))
-        blocks.append(nn.Sequential(nn.Conv2d(nf, 1, 4, 1, 2)))
-        self.blocks = nn.ModuleList(blocks)
-
-    def forward(self, x):
-        feats = []
-        for b in self.blocks:
-            x = b(x)
-            feats.append(x)
-        return feats
-
-
-class MultiscaleDiscriminator(nn.Module):
-    def __init__(self, in_ch: int, ndf: int = 32, n_layers: int = 3, num_d: int = 2):
-        super().__init__()
-        self.ds = nn.ModuleList(PatchDiscriminator(in_ch, ndf, n_layers) for _ in range(num_d))
-
-    def forward(self, x):
-        out = []
-        for i, d in enumerate(self.ds):
-            if i:
-                x = F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)
-            out.append(d(x))
-        return out
-
-
-def lsgan(outputs, real: bool):
-    return sum(F.mse_loss(o[-1], torch.full_like(o[-1], 1.0 if real else 0.0)) for o in outputs) / len(outputs)
-
-
-def feature_matching(fake, real):
-    loss = 0.0
-    for f_scale, r_scale in zip(fake, real):
-        for f, r in zip(f_scale[:-1], r_scale[:-1]):
-            loss = loss + F.l1_loss(f, r.detach())
-    return loss / len(fake)
-
-
-# ---------------------------------------------------------------------------------------------- state
-
-def save_atomic(obj, path: str) -> None:
-    tmp = path + ".tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-class Logger:
-    def __init__(self, state_dir: str):
-        self.path = os.path.join(state_dir, "log.txt")
-
-    def __call__(self, msg: str) -> None:
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}"
-        print(line, flush=True)
-        with open(self.path, "a") as f:
-            f.write(line + "\n")
-
-
-def save_grid(rows: list[list[np.ndarray]], path: str) -> None:
-    """rows of HxW or HxWx3 uint8 tiles -> one PNG."""
-    tiles = [[t if t.ndim == 3 else np.repeat(t[..., None], 3, 2) for t in row] for row in rows]
-    img = np.concatenate([np.concatenate(r, 1) for r in tiles], 0)
-    Image.fromarray(img).save(path)
-
-
-def to_u8(x: torch.Tensor) -> np.ndarray:
-    """(B,C,H,W) in [-1,1] -> uint8 (B,H,W) or (B,H,W,3)."""
-    a = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
-    return a[:, 0] if a.shape[1] == 1 else a.transpose(0, 2, 3, 1)
-
-
 # ---------------------------------------------------------------------------------------------- stages
 
 def train_stage1(args, cfg, data: FaceData, device, log) -> None:
-    path = os.path.join(args.out, "stage1.pt")
     model = DeepFaceDrawing(cfg).to(device)
     params = list(model.encoders.parameters()) + list(model.image_decoders.parameters())
     opt = torch.optim.Adam(params, lr=args.lr or 5e-4, betas=(0.9, 0.999))
+    amp = Amp(device)
+    checkpoint = Checkpointer(os.path.join(args.out, "stage1.pt"), every_s=args.checkpoint_s)
     step = 0
-    if args.resume and os.path.isfile(path):
-        ck = torch.load(path, map_location=device, weights_only=False)
+    if args.resume and checkpoint.exists():
+        ck = checkpoint.load(device)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
+        amp.load_state_dict(ck.get("scaler"))
         step = ck["step"]
         log(f"stage 1: resumed at step {step}")
     gen = torch.Generator().manual_seed(1000 + step)
@@ -231,49 +154,51 @@ def train_stage1(args, cfg, data: FaceData, device, log) -> None:
     fixed = np.linspace(0, len(data) - 1, 4).astype(int)
     model.train()
     model.feature_decoders.eval()
-    t0, last_ck, run = time.time(), time.time(), {}
-    stop = stop_on_signal()
-    while step < args.steps and not stop["now"]:
-        idx = rng.integers(0, len(data), args.batch)
-        x = augment_sketch(sketch_batch(data.sketches, idx, device), gen)
-        crops = model.crop_components(x)
-        losses = {}
-        with torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda"):
-            for c in COMPONENTS:
-                rec = model.image_decoders[c](model.encoders[c](crops[c])).float()
-                # dark strokes are sparse: weigh them up so the AE does not settle for blank paper
-                w = 1 + 4 * (crops[c] < 0.5).float()
-                losses[c] = (w * ((rec - crops[c]).abs() + (rec - crops[c]) ** 2)).mean()
-        loss = sum(losses.values())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        for c, v in losses.items():
-            v = float(v.detach())
-            run[c] = 0.98 * run.get(c, v) + 0.02 * v
-        if step % args.log_every == 0:
-            log(f"stage 1 step {step} loss " + " ".join(f"{c}={v:.4f}" for c, v in run.items())
-                + f" ({(time.time() - t0) / args.log_every:.2f}s/step)")
-            t0 = time.time()
-        if step % args.sample_every == 0 or step == args.steps:
-            model.eval()
-            with torch.no_grad():
-                xs = sketch_batch(data.sketches, fixed, device)
-                z = model.encode(xs)
-                rec = model.decode_images(z)
-                full = model.crop_components(xs)["remainder"].clone()
-                out = rec["remainder"].clone()
-                for c in COMPONENTS[:-1]:
-                    bx, by, n = cfg.box(c)
-                    out[:, :, by:by + n, bx:bx + n] = rec[c]
-            save_grid([[a, b] for a, b in zip(to_u8(xs), to_u8(out))], os.path.join(args.out, "samples", f"s1_{step:06d}.png"))
-            model.train()
-            model.feature_decoders.eval()
-        if time.time() - last_ck > args.checkpoint_s or step == args.steps or stop["now"]:
-            save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "config": cfg.name}, path)
-            last_ck = time.time()
-    log(f"stage 1 {'stopped' if stop['now'] else 'finished'} at step {step}")
+    log.start()
+    with stop_on_signal() as stop:
+        while step < args.steps and not stop.now:
+            idx = rng.integers(0, len(data), args.batch)
+            log.add(stage1_step(model, opt, amp, augment_sketch(sketch_batch(data.sketches, idx, device), gen)))
+            step += 1
+            if step % args.log_every == 0:
+                log.scalars(step, "stage 1 ")
+            if step % args.sample_every == 0 or step == args.steps:
+                _stage1_samples(model, cfg, data.sketches[fixed], device,
+                                os.path.join(args.out, "samples", f"s1_{step:06d}.png"))
+                model.train()
+                model.feature_decoders.eval()
+            if checkpoint.due(step) or step == args.steps or stop.now:
+                checkpoint.save({"model": model.state_dict(), "opt": opt.state_dict(), "scaler": amp.state_dict(),
+                                 "step": step, "config": cfg.name})
+        log(f"stage 1 {'stopped' if stop.now else 'finished'} at step {step}")
+
+
+def stage1_step(model: DeepFaceDrawing, opt: torch.optim.Optimizer, amp: Amp, x: torch.Tensor) -> dict[str, float]:
+    """One auto-encoder update on sketches x (B,1,S,S): weighted L1 + L2 of each component's reconstruction."""
+    crops = model.crop_components(x)
+    losses = {}
+    with amp.autocast():
+        for c in COMPONENTS:
+            rec = model.image_decoders[c](model.encoders[c](crops[c])).float()
+            # dark strokes are sparse: weigh them up so the AE does not settle for blank paper
+            w = 1 + 4 * (crops[c] < 0.5).float()
+            losses[c] = (w * ((rec - crops[c]).abs() + (rec - crops[c]) ** 2)).mean()
+    amp.step(opt, sum(losses.values()))
+    amp.update()
+    return {c: v.item() for c, v in losses.items()}
+
+
+@torch.no_grad()
+def _stage1_samples(model: DeepFaceDrawing, cfg, sketches: np.ndarray, device, path: str) -> str:
+    """Sketch | its reconstruction from the five components' auto-encoders."""
+    model.eval()
+    xs = sketch_batch(sketches, np.arange(len(sketches)), device)
+    rec = model.decode_images(model.encode(xs))
+    out = rec["remainder"].clone()
+    for c in COMPONENTS[:-1]:
+        bx, by, n = cfg.box(c)
+        out[:, :, by:by + n, bx:bx + n] = rec[c]
+    return save_grid([[a, b] for a, b in zip(to_u8(xs), to_u8(out))], path)
 
 
 @torch.no_grad()
@@ -287,40 +212,64 @@ def encode_all(model: DeepFaceDrawing, sketches: np.ndarray, device, batch: int 
     return {c: torch.cat(v) for c, v in out.items()}
 
 
-def load_stage1(args, cfg, device) -> DeepFaceDrawing:
+def load_stage1(args, cfg, device) -> tuple[DeepFaceDrawing, int]:
+    """The model with the stage-1 checkpoint's encoders and image decoders, and that checkpoint's step."""
     path = os.path.join(args.out, "stage1.pt")
     if not os.path.isfile(path):
         raise SystemExit(f"stage 2 needs the stage-1 checkpoint {path}; run --stage 1 first")
     model = DeepFaceDrawing(cfg).to(device)
-    model.load_state_dict(torch.load(path, map_location=device, weights_only=False)["model"])
-    return model
+    ck = load_checkpoint(path, device)
+    model.load_state_dict(ck["model"])
+    return model, ck["step"]
+
+
+def latents_source(model: DeepFaceDrawing, stage1_step: int, sketches: np.ndarray | None = None) -> dict:
+    """What a latents cache was made from: the stage-1 encoders (step and a hash of their weights) and, when
+    given, the training sketches (count and hash)."""
+    src = {"stage1_step": int(stage1_step), "encoders": state_digest(model.encoders)}
+    if sketches is not None:
+        import hashlib
+        src.update(n=len(sketches), sketches=hashlib.sha1(np.ascontiguousarray(sketches).data).hexdigest()[:16])
+    return src
+
+
+def stage1_latents(model: DeepFaceDrawing, stage1_step: int, sketches: np.ndarray, path: str, device, log) -> dict:
+    """Every training sketch's latents under the stage-1 encoders, cached in `path` (latents.pt) with what they
+    were made from (`"source"`: latents_source); recomputed when the encoders (a retrained stage 1) or the
+    sketches differ."""
+    source = latents_source(model, stage1_step, sketches)
+    cached = load_checkpoint(path) if os.path.isfile(path) else None
+    if cached is not None and cached.get("source") == source:
+        return cached
+    if cached is not None:
+        log(f"{path} was made from {cached.get('source', 'an unrecorded stage 1')}, not {source}: re-encoding")
+    t = time.time()
+    latents = {**encode_all(model, sketches, device), "source": source}
+    save_atomic(latents, path)
+    log(f"encoded {len(sketches)} training sketches in {time.time() - t:.0f}s")
+    return latents
 
 
 def train_stage2(args, cfg, data: FaceData, device, log) -> None:
-    path = os.path.join(args.out, "stage2.pt")
-    model = load_stage1(args, cfg, device)
-    latents_path = os.path.join(args.out, "latents.pt")
-    latents = torch.load(latents_path, weights_only=False) if os.path.isfile(latents_path) else None
-    if latents is None or len(latents["remainder"]) != len(data):
-        t = time.time()
-        latents = encode_all(model, data.sketches, device)
-        save_atomic(latents, latents_path)
-        log(f"encoded {len(data)} training sketches in {time.time() - t:.0f}s")
+    model, stage1_step = load_stage1(args, cfg, device)
+    latents = stage1_latents(model, stage1_step, data.sketches, os.path.join(args.out, "latents.pt"), device, log)
     model.encoders.requires_grad_(False).eval()
     model.image_decoders.requires_grad_(False).eval()
     disc = MultiscaleDiscriminator(1 + 3, ndf=args.ndf).to(device)
     g_params = list(model.feature_decoders.parameters()) + list(model.generator.parameters())
     opt_g = torch.optim.Adam(g_params, lr=args.lr or 2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.d_lr or args.lr or 2e-4, betas=(0.5, 0.999))
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    amp = Amp(device)
+    checkpoint = Checkpointer(os.path.join(args.out, "stage2.pt"), every_s=args.checkpoint_s)
     step = 0
-    if args.resume and os.path.isfile(path):
-        ck = torch.load(path, map_location=device, weights_only=False)
+    if args.resume and checkpoint.exists():
+        ck = checkpoint.load(device)
         model.feature_decoders.load_state_dict(ck["feature_decoders"])
         model.generator.load_state_dict(ck["generator"])
         disc.load_state_dict(ck["disc"])
         opt_g.load_state_dict(ck["opt_g"])
         opt_d.load_state_dict(ck["opt_d"])
+        amp.load_state_dict(ck.get("scaler"))
         step = ck["step"]
         log(f"stage 2: resumed at step {step}")
     # the learning rates given now win over the ones stored with the optimiser state
@@ -335,66 +284,65 @@ def train_stage2(args, cfg, data: FaceData, device, log) -> None:
                             for k in range(len(data.names))])[:6]
     model.feature_decoders.train()
     model.generator.train()
-    t0, last_ck, run = time.time(), time.time(), {}
-    amp = dict(device_type="cuda", dtype=torch.float16, enabled=device.type == "cuda")
-    stop = stop_on_signal()
-    while step < args.steps and not stop["now"]:
-        idx = rng.integers(0, len(data), args.batch)
-        z = {c: latents[c][idx].to(device) for c in COMPONENTS}
-        # a little latent noise: at test time the decoders see projected (blended) latents, not exact ones
-        z = {c: v + args.latent_noise * lat_std[c] * torch.randn(v.shape, generator=gen).to(device) for c, v in z.items()}
-        sk = sketch_batch(data.sketches, idx, device)
-        real = photo_batch(data.photos, data.photo_of[idx], device)
-        with torch.autocast(**amp):
-            fake = model.generate(z)
-            d_fake = disc(torch.cat([sk, fake.detach()], 1))
-            d_real = disc(torch.cat([sk, real], 1))
-            loss_d = 0.5 * (lsgan(d_fake, False) + lsgan(d_real, True))
-        opt_d.zero_grad(set_to_none=True)
-        scaler.scale(loss_d).backward()
-        scaler.step(opt_d)
-        with torch.autocast(**amp):
+    log.start()
+    with stop_on_signal() as stop:
+        while step < args.steps and not stop.now:
+            idx = rng.integers(0, len(data), args.batch)
+            z = {c: latents[c][idx].to(device) for c in COMPONENTS}
+            # a little latent noise: at test time the decoders see projected (blended) latents, not exact ones
+            z = {c: v + args.latent_noise * lat_std[c] * torch.randn(v.shape, generator=gen).to(device)
+                 for c, v in z.items()}
+            sk = sketch_batch(data.sketches, idx, device)
+            real = photo_batch(data.photos, data.photo_of[idx], device)
+            log.add(stage2_step(model, disc, opt_g, opt_d, amp, z, sk, real, args.lambda_feat, args.lambda_l1))
+            step += 1
+            if step % args.log_every == 0:
+                log.scalars(step, "stage 2 ")
+            if step % args.sample_every == 0 or step == args.steps:
+                model.generator.eval()
+                with torch.no_grad():
+                    out = model.generate({c: latents[c][fixed].to(device) for c in COMPONENTS})
+                rows = [[s, f, p] for s, f, p in zip(to_u8(sketch_batch(data.sketches, fixed, device)), to_u8(out),
+                                                     data.photos[data.photo_of[fixed]])]
+                save_grid(rows, os.path.join(args.out, "samples", f"s2_{step:06d}.png"))
+                model.generator.train()
+            if checkpoint.due(step) or step == args.steps or stop.now:
+                checkpoint.save({"feature_decoders": model.feature_decoders.state_dict(),
+                                 "generator": model.generator.state_dict(), "disc": disc.state_dict(),
+                                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "scaler": amp.state_dict(),
+                                 "step": step, "config": cfg.name})
+        log(f"stage 2 {'stopped' if stop.now else 'finished'} at step {step}")
+
+
+def stage2_step(model: DeepFaceDrawing, disc: MultiscaleDiscriminator, opt_g, opt_d, amp: Amp, z: dict, sk, real,
+                lambda_feat: float = 10.0, lambda_l1: float = 10.0) -> dict[str, float]:
+    """One conditional-GAN update: the discriminator on [sketch, photo] vs [sketch, generated face] (LSGAN), then
+    the feature decoders + generator (LSGAN + feature matching + L1 to the photo) with the discriminator frozen."""
+    with amp.autocast():
+        fake = model.generate(z)
+        d_fake = disc(torch.cat([sk, fake.detach()], 1))
+        d_real = disc(torch.cat([sk, real], 1))
+        loss_d = 0.5 * (lsgan(d_fake, False) + lsgan(d_real, True))
+    amp.step(opt_d, loss_d)
+    with frozen(disc):  # the generator's loss must not leave gradients in the discriminator
+        with amp.autocast():
             d_fake_g = disc(torch.cat([sk, fake], 1))
             g_gan = lsgan(d_fake_g, True)
             g_feat = feature_matching(d_fake_g, d_real)
             g_l1 = F.l1_loss(fake.float(), real)
-            loss_g = g_gan + args.lambda_feat * g_feat + args.lambda_l1 * g_l1
-        opt_g.zero_grad(set_to_none=True)
-        scaler.scale(loss_g).backward()
-        scaler.step(opt_g)
-        scaler.update()
-        step += 1
-        for k, v in (("d", loss_d), ("g_gan", g_gan), ("g_feat", g_feat), ("l1", g_l1)):
-            v = float(v.detach())
-            run[k] = 0.98 * run.get(k, v) + 0.02 * v
-        if step % args.log_every == 0:
-            log(f"stage 2 step {step} " + " ".join(f"{k}={v:.4f}" for k, v in run.items())
-                + f" ({(time.time() - t0) / args.log_every:.2f}s/step)")
-            t0 = time.time()
-        if step % args.sample_every == 0 or step == args.steps:
-            model.generator.eval()
-            with torch.no_grad():
-                zf = {c: latents[c][fixed].to(device) for c in COMPONENTS}
-                out = model.generate(zf)
-            rows = [[s, f, p] for s, f, p in zip(to_u8(sketch_batch(data.sketches, fixed, device)), to_u8(out),
-                                                 data.photos[data.photo_of[fixed]])]
-            save_grid(rows, os.path.join(args.out, "samples", f"s2_{step:06d}.png"))
-            model.generator.train()
-        if time.time() - last_ck > args.checkpoint_s or step == args.steps or stop["now"]:
-            save_atomic({"feature_decoders": model.feature_decoders.state_dict(), "generator": model.generator.state_dict(),
-                         "disc": disc.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                         "step": step, "config": cfg.name}, path)
-            last_ck = time.time()
-    log(f"stage 2 {'stopped' if stop['now'] else 'finished'} at step {step}")
+            loss_g = g_gan + lambda_feat * g_feat + lambda_l1 * g_l1
+        amp.step(opt_g, loss_g)
+    amp.update()
+    return {k: v.item() for k, v in (("d", loss_d), ("g_gan", g_gan), ("g_feat", g_feat), ("l1", g_l1))}
 
 
 def export(args, cfg, device, log) -> str:
     """Stage-1 encoders/image decoders + stage-2 FM decoders/generator + feature bank -> fp16 safetensors."""
-    model = load_stage1(args, cfg, device)
+    model, stage1_step = load_stage1(args, cfg, device)
     s2 = os.path.join(args.out, "stage2.pt")
-    steps = {"stage1": torch.load(os.path.join(args.out, "stage1.pt"), map_location="cpu", weights_only=False)["step"]}
+    steps = {"stage1": stage1_step}
     if os.path.isfile(s2):
-        ck = torch.load(s2, map_location=device, weights_only=False)
+        ck = load_checkpoint(s2, device)
         model.feature_decoders.load_state_dict(ck["feature_decoders"])
         model.generator.load_state_dict(ck["generator"])
         steps["stage2"] = ck["step"]
@@ -404,7 +352,13 @@ def export(args, cfg, device, log) -> str:
     genders_path = os.path.join(args.out, "bank_gender.npy")
     if not (os.path.isfile(latents_path) and os.path.isfile(genders_path)):
         raise SystemExit(f"{args.out} lacks latents.pt / bank_gender.npy (written when stage 2 starts)")
-    latents = torch.load(latents_path, weights_only=False)
+    latents = load_checkpoint(latents_path)
+    made_from, now = latents.get("source"), latents_source(model, stage1_step)
+    if made_from is None:
+        log(f"{latents_path} does not say which stage 1 made it (an older run): exporting it as it is")
+    elif {k: made_from.get(k) for k in now} != now:
+        raise SystemExit(f"{latents_path} was made from stage 1 {made_from}, the checkpoint is {now}: "
+                         "run stage 2 (it re-encodes the sketches) before exporting")
     gender = np.load(genders_path)
     bank = {c: latents[c].numpy() for c in COMPONENTS}
     save_safetensors(model.cpu(), args.export, bank, gender,
@@ -460,7 +414,7 @@ def main(argv=None) -> int:
     device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu")
     cfg = get_config(args.config)
     os.makedirs(os.path.join(args.out, "samples"), exist_ok=True)
-    log = Logger(args.out)
+    log = Logger(args.out, tsv=f"log_stage{args.stage}.tsv")
     if args.export:
         export(args, cfg, device, log)
         return 0
