@@ -6,9 +6,11 @@
     python -m facesketch.models.train face    --data PACK --out STATEDIR [--config lite] [--stage 1|2] ... (models/train_face.py)
 
 STATEDIR (keep it outside the repo, e.g. /root/.cache/facesketch/train/sketch-lite) holds
-`last.pt` (models, optimisers, step), `log.tsv` (losses) and `samples/*.png`. `--resume`
-continues from last.pt; `--steps` is the total step count to reach. AMP (fp16 autocast + grad
-scaling) on CUDA; plain fp32 on CPU.
+`last.pt` (models, optimisers, step; written atomically, read with weights_only=True), `log.tsv`
+(losses), `log.txt` (messages) and `samples/*.png`. `--resume` continues from last.pt; `--steps` is
+the total step count to reach; SIGTERM / Ctrl-C write last.pt and stop. AMP (fp16 autocast + grad
+scaling) on CUDA; plain fp32 on CPU. The shared pieces are in models/training.py, the
+discriminators and GAN losses in models/discriminators.py.
 
 Losses (HIDA, notes 2.8): hinge GAN x1 from a 2-channel PatchGAN on [depth, sketch] (+ HIDA's
 squared mean-gap penalty x2 on D), L1 x4, depth reconstruction sqrt(MSE) x4, gradient-direction
@@ -21,23 +23,21 @@ over a random smooth background (`--zoom-out`), so that it can locate a face in 
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import signal
 import sys
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from .data.pack import load_pack
 from .depth_net import DepthNet, DepthNetConfig
+from .discriminators import NLayerDiscriminator, d_hinge  # noqa: F401  (d_hinge: models.train.d_hinge)
 from .export import DEFAULT_OUT, save_fp16
 from .paths import SHIPPED_WEIGHTS_DIR
 from .hida import HIDAConfig, HIDAGenerator, style_vector_from_labels
-from .pix2pix import NLayerDiscriminator, UNetPix2Pix
+from .pix2pix import UNetPix2Pix
+from .training import Amp, Checkpointer, Logger, frozen, save_grid, stop_on_signal, to_u8
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -148,47 +148,13 @@ def gradient_direction_loss(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-7)
     return (1 - cos).mean()
 
 
-def d_hinge(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    loss = F.relu(1 - real).mean() + F.relu(1 + fake).mean()
-    gap = fake.mean() - real.mean()
-    return loss + 2.0 * 0.5 * (gap * gap) ** 2  # HIDA's hinge_panalty, lambda 2
-
-
-# -- state -----------------------------------------------------------------------------------
-
-def stop_on_signal() -> dict:
-    """SIGTERM / Ctrl-C set stop["now"]: the training loop ends its step, writes a checkpoint and stops."""
-    stop = {"now": False}
-
-    def on_signal(signum, frame):
-        stop["now"] = True
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    return stop
-
-
-def _save(state_dir: str, payload: dict) -> None:
-    tmp = os.path.join(state_dir, "last.pt.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, os.path.join(state_dir, "last.pt"))
-
-
-def _to_u8(t: torch.Tensor, lo: float = -1.0) -> np.ndarray:
-    t = t.detach().float().cpu()
-    t = (t + 1) / 2 if lo < 0 else t
-    return (t.clamp(0, 1) * 255 + 0.5).byte().numpy()
-
-
-def _grid(rows: list[list[np.ndarray]]) -> Image.Image:
-    tiles = [[(np.repeat(t[..., None], 3, 2) if t.ndim == 2 else t) for t in row] for row in rows]
-    return Image.fromarray(np.concatenate([np.concatenate(r, 1) for r in tiles], 0))
-
+# -- training --------------------------------------------------------------------------------
 
 class Trainer:
     def __init__(self, kind: str, args):
         self.kind, self.args = kind, args
         self.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.amp = self.device.startswith("cuda") and not args.no_amp
+        self.amp = Amp(self.device, enabled=not args.no_amp)
         os.makedirs(os.path.join(args.out, "samples"), exist_ok=True)
         torch.manual_seed(args.seed)
         if kind == "depth":
@@ -210,16 +176,17 @@ class Trainer:
             self.D = NLayerDiscriminator(d_in, ndf, n_layers).to(self.device)
             self.opt_d = torch.optim.AdamW(self.D.parameters(), lr=args.lr, betas=(0.5, 0.999))
             self.d_desc = f"ndf={ndf} n_layers={n_layers}"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.perceptual = None
         if kind == "sketch" and getattr(args, "perceptual", 0) > 0:
             from .vgg16_hed import PerceptualLoss
             layers = tuple(args.vgg_layers.split(","))
             self.perceptual = PerceptualLoss(layers=layers).to(self.device)
         self.step = 0
-        path = os.path.join(args.out, "last.pt")
-        if args.resume and os.path.exists(path):
-            ck = torch.load(path, map_location=self.device, weights_only=False)
+        self.log = Logger(args.out)
+        self.checkpoint = Checkpointer(os.path.join(args.out, "last.pt"), every_steps=args.save_every)
+        path = self.checkpoint.path
+        if args.resume and self.checkpoint.exists():
+            ck = self.checkpoint.load(self.device)
             if ck["kind"] != kind or ck["config"] != self.config:
                 raise SystemExit(f"{path} is a {ck['kind']} run with another config; use a fresh --out")
             self.G.load_state_dict(ck["G"])
@@ -227,9 +194,10 @@ class Trainer:
             if self.D is not None and ck.get("D") is not None:
                 self.D.load_state_dict(ck["D"])
                 self.opt_d.load_state_dict(ck["opt_d"])
+            self.amp.load_state_dict(ck.get("scaler"))
             self.step = ck["step"]
-            print(f"resumed {kind} at step {self.step}", flush=True)
-        elif os.path.exists(path) and not args.resume:
+            self.log(f"resumed {kind} at step {self.step}")
+        elif self.checkpoint.exists() and not args.resume:
             raise SystemExit(f"{path} exists: pass --resume to continue or choose another --out")
         elif getattr(args, "init_from", None):
             self._init_from(args.init_from)
@@ -242,32 +210,35 @@ class Trainer:
         src = load_weights(weights, self.kind).state_dict()
         state = adapt_state_dict(src, self.G) if self.kind == "sketch" else src
         self.G.load_state_dict(state, strict=True)
-        print(f"initialised {self.kind} from {weights}", flush=True)
+        self.log(f"initialised {self.kind} from {weights}")
 
     def state(self) -> dict:
+        """The last.pt payload (kind, config, step, G, opt_g, D, opt_d; scaler: the AMP loss scale)."""
         return {"kind": self.kind, "config": self.config, "step": self.step, "G": self.G.state_dict(),
                 "opt_g": self.opt_g.state_dict(),
                 "D": self.D.state_dict() if self.D is not None else None,
-                "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None}
+                "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None,
+                "scaler": self.amp.state_dict()}
 
-    def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.float16, enabled=self.amp)
+    def save(self) -> str:
+        self.checkpoint.save(self.state())
+        return self.checkpoint.path
 
     def train_step(self, photo, sketch, depth, style, parts=None) -> dict:
+        amp = self.amp
         if self.kind == "depth":
-            with self._autocast():
+            with amp.autocast():
                 pred = self.G(photo)
                 loss = F.l1_loss(pred.float(), depth) + gradient_direction_loss(pred.float(), depth) * 0.1
-            self.opt_g.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.opt_g)
-            self.scaler.update()
+            amp.step(self.opt_g, loss)
+            amp.update()
             return {"l1+grad": loss.item()}
 
         style_vec = style_vector_from_labels(style)
         cond = depth if self.kind == "sketch" else photo
+        depth_rec = None
         # One generator forward serves both updates (saves a quarter of the step on CPU).
-        with self._autocast():
+        with amp.autocast():
             if self.kind == "sketch":
                 fake, depth_rec = self.G(photo, depth, style_vec)
             else:
@@ -275,10 +246,14 @@ class Trainer:
             d_real = self.D(torch.cat([cond, sketch], 1))
             d_fake = self.D(torch.cat([cond, fake.detach()], 1))
             loss_d = d_hinge(d_real.float(), d_fake.float())
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler.scale(loss_d).backward()
-        self.scaler.step(self.opt_d)
-        with self._autocast():
+        amp.step(self.opt_d, loss_d)
+        with frozen(self.D):  # the generator loss must not leave gradients in D
+            logs = self._generator_step(photo, sketch, depth, cond, fake, depth_rec, parts)
+        amp.update()
+        return {"d": loss_d.item(), **logs}
+
+    def _generator_step(self, photo, sketch, depth, cond, fake, depth_rec, parts) -> dict:
+        with self.amp.autocast():
             fake32 = fake.float()
             loss_gan = -self.D(torch.cat([cond, fake], 1)).float().mean()
             # face parts weigh 1 + parts_weight (eyes, brows, nose, mouth, outline); mean weight kept at 1
@@ -287,7 +262,7 @@ class Trainer:
                 loss_l1 = F.l1_loss(fake32, sketch)
             else:
                 loss_l1 = ((fake32 - sketch).abs() * weight).mean() / weight.mean()
-            logs = {"d": loss_d.item(), "gan": loss_gan.item(), "l1": loss_l1.item()}
+            logs = {"gan": loss_gan.item(), "l1": loss_l1.item()}
             if self.kind == "sketch":
                 loss_geo = torch.sqrt(F.mse_loss(depth_rec.float(), depth) + 1e-8)
                 loss_tex = gradient_direction_loss(fake32.repeat(1, 3, 1, 1), photo)
@@ -299,12 +274,7 @@ class Trainer:
                     logs["vgg"] = loss_p.item()
             else:
                 loss_g = loss_gan + 100 * loss_l1  # pix2pix's weights
-        self.opt_g.zero_grad(set_to_none=True)
-        self.D.requires_grad_(False)  # the generator loss must not leave gradients in D
-        self.scaler.scale(loss_g).backward()
-        self.D.requires_grad_(True)
-        self.scaler.step(self.opt_g)
-        self.scaler.update()
+        self.amp.step(self.opt_g, loss_g)
         return logs
 
     @torch.no_grad()
@@ -313,24 +283,22 @@ class Trainer:
         self.G.eval()
         rows = []
         for i in range(photo.shape[0]):
-            row = [_to_u8(photo[i].permute(1, 2, 0)), _to_u8(depth[i, 0], 0)]
+            row = [to_u8(photo[i]), to_u8(depth[i], 0)]
             if self.kind == "depth":
-                row.append(_to_u8(self.G(photo[i:i + 1])[0, 0], 0))
+                row.append(to_u8(self.G(photo[i:i + 1])[0], 0))
             elif self.kind == "sketch":
                 for s in (0, 1, 2):
                     sv = style_vector_from_labels(torch.tensor([s], device=photo.device))
                     out, rec = self.G(photo[i:i + 1], depth[i:i + 1], sv)
-                    row.append(_to_u8(out[0, 0]))
-                row.append(_to_u8(rec[0, 0], 0))
-                row.append(_to_u8(sketch[i, 0]))
+                    row.append(to_u8(out[0]))
+                row.append(to_u8(rec[0], 0))
+                row.append(to_u8(sketch[i]))
             else:
-                row.append(_to_u8(self.G(photo[i:i + 1])[0, 0]))
-                row.append(_to_u8(sketch[i, 0]))
+                row.append(to_u8(self.G(photo[i:i + 1])[0]))
+                row.append(to_u8(sketch[i]))
             rows.append(row)
         self.G.train()
-        path = os.path.join(self.args.out, "samples", f"step_{self.step:06d}.png")
-        _grid(rows).save(path)
-        return path
+        return save_grid(rows, os.path.join(self.args.out, "samples", f"step_{self.step:06d}.png"))
 
 
 def run(kind: str, args) -> int:
@@ -348,49 +316,37 @@ def run(kind: str, args) -> int:
         parts = parts_maps(args.data, pack.ids, pack.photos.shape[1])
     batches = Batches(pack, args.batch, trainer.device, seed=args.seed + trainer.step, zoom_out=zoom_out,
                       parts=parts, photometric=args.photometric)
-    fixed = Batches(test, 4, trainer.device, augment=False).sample(np.array([0, 13, 27, 41]) % len(test))
-    print(f"{kind}: {sum(p.numel() for p in trainer.G.parameters()) / 1e6:.2f}M params, "
-          f"{len(pack)} training images, device {trainer.device}"
-          + (f", discriminator {trainer.d_desc}" if trainer.D is not None else ""), flush=True)
-    stop = stop_on_signal()
-
-    log_path = os.path.join(args.out, "log.tsv")
-    t0, running, running_n = time.time(), {}, 0
-    start_step = trainer.step
-    while trainer.step < args.steps and not stop["now"]:
-        logs = trainer.train_step(*batches.sample())
-        trainer.step += 1
-        for k, v in logs.items():
-            running[k] = running.get(k, 0.0) + v
-        running_n += 1
-        if trainer.step % args.log_every == 0 or trainer.step == args.steps:
-            avg = {k: v / running_n for k, v in running.items()}
-            rate = (time.time() - t0) / max(trainer.step - start_step, 1)
-            line = " ".join(f"{k}={v:.4f}" for k, v in avg.items())
-            print(f"step {trainer.step} {line} ({rate:.2f} s/step)", flush=True)
-            new = not os.path.exists(log_path)
-            with open(log_path, "a") as f:
-                if new:
-                    f.write("step\ttime\t" + "\t".join(avg) + "\n")
-                f.write(f"{trainer.step}\t{time.time():.0f}\t" + "\t".join(f"{v:.5f}" for v in avg.values()) + "\n")
-            running, running_n = {}, 0
-        if trainer.step % args.save_every == 0:
-            _save(args.out, trainer.state())
-        if trainer.step % args.sample_every == 0:
-            trainer.write_samples(fixed)
-        if args.export and trainer.step % args.export_every == 0:
+    fixed = Batches(test, 4, trainer.device, augment=False).sample(np.unique(np.array([0, 13, 27, 41]) % len(test)))
+    log = trainer.log
+    log(f"{kind}: {sum(p.numel() for p in trainer.G.parameters()) / 1e6:.2f}M params, "
+        f"{len(pack)} training images, device {trainer.device}"
+        + (f", discriminator {trainer.d_desc}" if trainer.D is not None else ""))
+    log.start()
+    with stop_on_signal() as stop:
+        while trainer.step < args.steps and not stop.now:
+            log.add(trainer.train_step(*batches.sample()))
+            trainer.step += 1
+            if trainer.step % args.log_every == 0 or trainer.step == args.steps:
+                log.scalars(trainer.step)
+            if trainer.checkpoint.due(trainer.step):
+                trainer.save()
+            if trainer.step % args.sample_every == 0:
+                trainer.write_samples(fixed)
+            if args.export and trainer.step % args.export_every == 0:
+                _export(trainer, args)
+        log.scalars(trainer.step)  # the steps since the last line (a stopped run)
+        trainer.save()
+        log(f"{'stopped' if stop.now else 'saved'} at step {trainer.step}: {trainer.checkpoint.path}; "
+            f"samples: {trainer.write_samples(fixed)}")
+        if args.export:
             _export(trainer, args)
-    _save(args.out, trainer.state())
-    print(f"saved step {trainer.step} to {args.out}/last.pt; samples: {trainer.write_samples(fixed)}", flush=True)
-    if args.export:
-        _export(trainer, args)
     return 0
 
 
 def _export(trainer: Trainer, args) -> None:
     out = args.export_path or os.path.join(SHIPPED_WEIGHTS_DIR, DEFAULT_OUT[trainer.kind])
     save_fp16(trainer.G, trainer.kind, out, {"step": trainer.step})
-    print(f"exported {out}", flush=True)
+    trainer.log(f"exported {out}")
 
 
 def _subset(pack, keep):
@@ -401,11 +357,7 @@ def _subset(pack, keep):
                    sources=[pack.sources[i] for i in keep] if pack.sources else [])
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["face"]:  # the face model's training lives in models/train_face.py
-        from .train_face import main as train_face_main
-        return train_face_main(argv[1:])
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m facesketch.models.train", description=__doc__.split("\n\n")[0])
     ap.add_argument("kind", choices=["sketch", "depth", "pix2pix", "face"])
     ap.add_argument("--data", required=True, help="FS2K pack directory (models.data.fs2k)")
@@ -438,7 +390,15 @@ def main(argv=None) -> int:
     ap.add_argument("--export", action="store_true", help="write fp16 safetensors to models/weights/")
     ap.add_argument("--export-path", default=None)
     ap.add_argument("--export-every", type=int, default=500)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["face"]:  # the face model's training lives in models/train_face.py (imported only here)
+        from .train_face import main as train_face_main
+        return train_face_main(argv[1:])
+    args = build_parser().parse_args(argv)
     return run(args.kind, args)
 
 
