@@ -33,6 +33,7 @@ log = logging.getLogger("facesketch.service")
 DEFAULT_MAX_PIXELS = 50_000_000
 DEFAULT_QUEUE_SIZE = 16
 PROGRESS_INTERVAL_S = 0.05
+SHUTDOWN_FLUSH_S = 0.3  # after a shutdown request: time to deliver its reply and the cancelled jobs' errors
 
 
 @dataclasses.dataclass
@@ -84,6 +85,7 @@ class Service:
         self._running: Job | None = None      # the job the worker is on (read by the socket thread)
         self._pending: dict[tuple, Job] = {}  # every queued or running job by (identity, id)
         self._stop = threading.Event()
+        self._stop_at: float | None = None    # set by a shutdown request: the socket loop ends then
         self._outbox_address = f"inproc://facesketch-outbox-{id(self)}"
         self._threads: list[threading.Thread] = []
         self.endpoint = None  # the bound address, with the real port when bound to :0 or *
@@ -151,7 +153,10 @@ class Service:
         poller.register(outbox, zmq.POLLIN)
         try:
             while not self._stop.is_set():
-                events = dict(poller.poll(100))
+                if self._stop_at is not None and time.monotonic() >= self._stop_at:
+                    self._stop.set()
+                    break
+                events = dict(poller.poll(100 if self._stop_at is None else 20))
                 if outbox in events:
                     self._drain(outbox, lambda msg: self._send(router, msg[0].bytes, msg[1:]))
                 if router in events:
@@ -219,6 +224,9 @@ class Service:
             elif op == protocol.OP_CANCEL:
                 self._expect_frames(frames, 0)
                 self._on_cancel(router, identity, request_id)
+            elif op == protocol.OP_SHUTDOWN:
+                self._expect_frames(frames, 0)
+                self._on_shutdown(router, identity, request_id, msg[1])
             else:
                 raise ProtocolError(ErrorCode.UNKNOWN_OP,
                                     f"unknown op {protocol.short_repr(op)}; this backend knows {', '.join(protocol.OPS)}")
@@ -242,6 +250,8 @@ class Service:
                 "engines": [e.describe() for e in self.engines.values()]}
 
     def _on_run(self, router, identity, request_id, header, frames) -> None:
+        if self._stop_at is not None:
+            raise ProtocolError(ErrorCode.BUSY, "the backend is shutting down; try again once it is restarted")
         if (identity, request_id) in self._pending:
             raise ProtocolError(ErrorCode.BAD_HEADER, f"request id {request_id!r} is already in use by a pending request")
         name = header.get("engine")
@@ -319,6 +329,46 @@ class Service:
                 self._error(router, identity, request_id, ErrorCode.CANCELLED, "cancelled at the client's request")
         if not found:
             self._reply(router, identity, {"kind": protocol.KIND_CANCEL, "id": request_id, "found": False})
+
+    # -- shutdown -------------------------------------------------------------------------------
+
+    def shutdown_allowed(self, peer_address: str | None, user_id: str | None) -> bool:
+        """Who may stop this backend: with CURVE every peer holds an allow-listed key (the handshake checked
+        it, and ZeroMQ's authenticator names it as the message's User-Id); without, only a peer on this
+        computer (a loopback address, or an ipc/inproc endpoint, which only this computer reaches)."""
+        if self.curve is not None:
+            return bool(user_id)
+        if self.bind_address.startswith(("ipc://", "inproc://")):
+            return True
+        return bool(peer_address) and protocol.is_loopback_host(peer_address)
+
+    @staticmethod
+    def _frame_property(frame, name: str) -> str | None:
+        try:
+            return frame.get(name)
+        except (zmq.ZMQError, AttributeError, TypeError):
+            return None
+
+    def _on_shutdown(self, router, identity, request_id, header_frame) -> None:
+        peer = self._frame_property(header_frame, "Peer-Address")
+        user = self._frame_property(header_frame, "User-Id") if self.curve is not None else None
+        if not self.shutdown_allowed(peer, user):
+            raise ProtocolError(ErrorCode.FORBIDDEN,
+                                f"only a client on the backend's own computer (or with an allow-listed CURVE key) "
+                                f"may shut it down; this request came from {peer or 'an unknown address'}")
+        log.info("shutdown requested by %s%s", peer or "a local client", f" (key {user})" if user else "")
+        with self._queue_cv:
+            dropped = list(self._queue)
+            self._queue.clear()
+            for job in dropped:
+                del self._pending[job.key]
+            if self._running is not None:
+                self._running.cancel_reason = "cancelled"
+            self._stop_at = time.monotonic() + SHUTDOWN_FLUSH_S
+        for job in dropped:
+            self._error(router, job.identity, job.request_id, ErrorCode.CANCELLED,
+                        "the backend was shut down before this request ran")
+        self._reply(router, identity, {"kind": protocol.KIND_SHUTDOWN, "id": request_id, "stopping": True})
 
     def _client_gone(self, identity: bytes) -> None:
         with self._queue_cv:

@@ -302,6 +302,14 @@ class Client(_Connection):
                                   timeout if timeout is not None else max(self.connect_timeout_s, 5.0))
         return header
 
+    def shutdown(self, timeout: float | None = None) -> dict:
+        """Ask the backend to stop (it answers, then exits). Only a client on the backend's computer, or one
+        with an allow-listed CURVE key, may; others get a `forbidden` error."""
+        request_id = self.new_id()
+        header, _ = self._request(self.simple_message(protocol.OP_SHUTDOWN, request_id), request_id,
+                                  timeout if timeout is not None else max(self.connect_timeout_s, 5.0))
+        return header
+
     def run(self, engine: str, images: Mapping[str, Image], params: Mapping | None = None, outputs=None,
             on_progress: Callable[[float, str], None] | None = None,
             is_cancelled: Callable[[], bool] | None = None, timeout: float | None = None,
@@ -385,7 +393,7 @@ class Client(_Connection):
                         on_progress(float(header.get("fraction", 0.0)), str(header.get("message", "")))
                 elif kind == protocol.KIND_ERROR:
                     raise self.error_from(header)
-                elif kind in (protocol.KIND_RESULT, protocol.KIND_HELLO):
+                elif kind in (protocol.KIND_RESULT, protocol.KIND_HELLO, protocol.KIND_SHUTDOWN):
                     return header, data
                 # accepted / cancel acknowledgements need no action
 
@@ -509,7 +517,7 @@ class AsyncClient(_Connection):
             elif kind == protocol.KIND_ERROR:
                 del self._jobs[job.id]
                 self._fail(job, self.error_from(header))
-            elif kind in (protocol.KIND_RESULT, protocol.KIND_HELLO):
+            elif kind in (protocol.KIND_RESULT, protocol.KIND_HELLO, protocol.KIND_SHUTDOWN):
                 del self._jobs[job.id]
                 try:
                     job.on_result(header, data)

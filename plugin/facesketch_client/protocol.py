@@ -47,7 +47,8 @@ def bytes_per_pixel(fmt: str) -> int:
 OP_HELLO = "hello"      # capabilities: version, device, engines and their parameters
 OP_RUN = "run"          # run an engine on images
 OP_CANCEL = "cancel"    # cancel a queued or running request by its id
-OPS = (OP_HELLO, OP_RUN, OP_CANCEL)
+OP_SHUTDOWN = "shutdown"  # stop the backend (only from this computer or an allow-listed CURVE key)
+OPS = (OP_HELLO, OP_RUN, OP_CANCEL, OP_SHUTDOWN)
 
 # Reply kinds (backend -> client)
 KIND_HELLO = "hello"
@@ -56,6 +57,7 @@ KIND_PROGRESS = "progress"
 KIND_RESULT = "result"
 KIND_ERROR = "error"
 KIND_CANCEL = "cancel"       # acknowledgement of a cancel request
+KIND_SHUTDOWN = "shutdown"   # acknowledgement of a shutdown request: the backend stops right after it
 
 
 class ErrorCode:
@@ -75,6 +77,7 @@ class ErrorCode:
     SUPERSEDED = "superseded"          # a newer request with the same supersede key replaced it
     BUSY = "busy"                      # the queue is full; try again shortly
     INTERNAL = "internal"
+    FORBIDDEN = "forbidden"            # shutdown from a peer that is neither on this computer nor allow-listed
     VERSION_MISMATCH = "version_mismatch"
     # Raised by clients only, never sent by the backend:
     BAD_SETTINGS = "bad_settings"      # the address or a key in the settings cannot be used (the message says why)
@@ -178,6 +181,14 @@ def is_loopback(address: str) -> bool:
         return False
     host = address[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
     return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for a peer's IP address that only this computer has (127.0.0.0/8, ::1, IPv4-mapped 127.x)."""
+    host = host.strip("[]").lower()
+    if host.startswith("::ffff:"):
+        host = host[len("::ffff:"):]
+    return host == "::1" or host.startswith("127.")
 
 
 def request_id_ok(value) -> bool:

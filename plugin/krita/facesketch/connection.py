@@ -1,8 +1,9 @@
 """The plug-in's link to the backend, driven by Krita's own event loop (no threads for socket I/O).
 
 AsyncClient never blocks: a QSocketNotifier on its ZeroMQ descriptor and a 100 ms QTimer call
-`process()`, which runs our callbacks on the GUI thread. The only thread is the one that waits for a
-locally auto-started backend to come up (launcher.ensure_backend blocks by design).
+`process()`, which runs our callbacks on the GUI thread. The only threads are the ones that wait for a
+locally auto-started backend to come up (launcher.ensure_backend blocks by design) and to stop (its
+shutdown waits until the process has exited): the GUI thread never sleeps.
 """
 from __future__ import annotations
 
@@ -43,6 +44,9 @@ class Connection(QObject):
         self._timer.timeout.connect(self._pump)
         self._starter: threading.Thread | None = None
         self._starter_result = None
+        self._stopper: threading.Thread | None = None  # stopping a local backend (stop_local_backend)
+        self._stopper_result = None
+        self._stop_done = None
         self._tried_autostart = False
         self._pumping = False
 
@@ -108,6 +112,9 @@ class Connection(QObject):
         if self._starter is not None and not self._starter.is_alive():
             self._starter = None
             self._after_autostart()
+        if self._stopper is not None and not self._stopper.is_alive():
+            self._stopper = None
+            self._after_stop()
 
     def _set_state(self, state: str, message: str) -> None:
         self.state, self.message = state, message
@@ -222,17 +229,53 @@ class Connection(QObject):
             self.backend_handle = value
         self._hello()
 
-    def stop_local_backend(self, started_here_only: bool = False) -> bool:
+    def stop_local_backend(self, started_here_only: bool = False, on_done=None) -> bool:
         """Stop the backend this Krita started (or, unless started_here_only, one that auto-start started
-        from GIMP or an earlier session); False when there was none."""
+        from GIMP or an earlier session). Stopping waits until the backend has exited, so it runs in a helper
+        thread and the GUI thread never waits: returns False at once when there is none to stop, else True,
+        and on_done(stopped) runs later on the GUI thread (from _pump)."""
         handle, self.backend_handle = self.backend_handle, None
-        try:
-            if handle is not None:
-                handle.stop()
-            elif started_here_only or not _launcher().stop_local_backend():  # one auto-started earlier (by GIMP or a previous Krita)
+        launcher = None
+        if handle is None:
+            if started_here_only:
                 return False
-        except Exception:
-            return False
-        self.caps = None
-        self._set_state("disconnected", "The local backend was stopped.")
+            try:
+                launcher = _launcher()
+            except ImportError:
+                return False
+            if not launcher.has_local_backend():  # one auto-started earlier (by GIMP or a previous Krita)
+                return False
+        if self._stopper is not None:
+            return True
+        settings = self.settings
+        self._stopper_result = None
+        self._stop_done = on_done
+
+        def work():
+            try:
+                if handle is not None:
+                    handle.stop()
+                    self._stopper_result = True
+                else:
+                    self._stopper_result = bool(launcher.stop_local_backend(settings=settings))
+            except Exception:
+                self._stopper_result = False
+
+        # not a daemon: when Krita quits, the interpreter lets it finish (it is bounded by the launcher's timeouts)
+        self._stopper = threading.Thread(target=work, name="facesketch-backend-stop")
+        self._stopper.start()
+        self._set_state("disconnected", "Stopping the local backend …")
+        self._timer.start()  # _pump notices when the thread is done
         return True
+
+    def _after_stop(self) -> None:
+        stopped, done = bool(self._stopper_result), self._stop_done
+        self._stop_done = None
+        self.caps = None
+        self._set_state("disconnected", "The local backend was stopped." if stopped
+                        else "No local backend was running.")
+        if done is not None:
+            try:
+                done(stopped)
+            except Exception:  # e.g. the dialog that asked is gone (RuntimeError from PyQt): never into a Qt slot
+                pass

@@ -151,7 +151,9 @@ class SettingsDialog(QDialog):
         self.stop_button.setEnabled(True)
 
     def stop_backend(self) -> None:
-        stopped = self.connection.stop_local_backend()
-        self.result_label.setText("Stopped the local backend." if stopped
-                                  else "This Krita did not start a backend, so there is none to stop here.")
+        """Stops in the background (the dialog stays responsive); the label tells when it is done."""
         self.stop_button.setEnabled(False)
+        started = self.connection.stop_local_backend(on_done=lambda stopped: self.result_label.setText(
+            "Stopped the local backend." if stopped else "No local backend was running."))
+        self.result_label.setText("Stopping the local backend …" if started
+                                  else "This Krita did not start a backend, so there is none to stop here.")
