@@ -189,7 +189,7 @@ def _kill_autostarted(home: str) -> None:
     pid_file = os.path.join(fs_settings.state_dir(home=home), "backend.pid")
     try:
         with open(pid_file) as fh:
-            os.kill(int(fh.read().strip()), signal.SIGKILL)
+            os.kill(int(fh.readline().strip()), signal.SIGKILL)  # pid, then maybe the address
     except (OSError, ValueError):
         pass
 

@@ -671,6 +671,11 @@ def scenario(r: Runner):
     r.check("group layer: clear message, nothing sent", len(journal.starts("sketch")) == n0
             and "group layer" in status.text(), status.text())
 
+    for d in (photo_doc, doc16, docf):  # one document left, as in the screenshots
+        d.setModified(False)
+        d.close()
+    yield 0.3
+
     # ---- the real backend (shipped weights): real faces, shadows and sketches, and the screenshots
     dlg = yield from _open_settings(widgets["settings"])
     if dlg is None:
@@ -838,17 +843,19 @@ def settings_dialog_and_autostart(r: Runner, widgets, doc, sketch, size):
     r.check("generate works again with the auto-started backend", ok and after != before and min(after[3::4]) == 255,
             status.text())
     field("stop_backend", QPushButton).click()
-    gone = yield Wait(lambda: pid is None or _process_gone(pid), 15, "the local backend to stop")
+    gone = yield Wait(lambda: (pid is None or _process_gone(pid)) and "Stopped" in result.text(), 20,
+                      "the local backend to stop")
     r.check("stop local backend: the process is gone", gone and pid is not None and "Stopped" in result.text(),
             [pid, result.text()])
     field("buttons", QDialogButtonBox).button(QDialogButtonBox.Cancel).click()
 
 
 def _autostarted_pid(r: Runner):
-    """The launcher records the backend it started in the state folder (the test's temporary HOME)."""
+    """The launcher records the backend it started in the state folder (the test's temporary HOME): its pid on
+    the first line (the address may follow)."""
     try:
         with open(r.config["backend_pid_file"]) as fh:
-            return int(fh.read().strip())
+            return int(fh.readline().strip())
     except (OSError, ValueError, KeyError):
         return None
 
