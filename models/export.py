@@ -73,7 +73,7 @@ def load_weights(path: str, kind: str, device: str = "cpu", dtype: torch.dtype =
 
 
 def export_state(kind: str, state_dir: str, out: str | None = None) -> str:
-    ckpt = torch.load(os.path.join(state_dir, "last.pt"), map_location="cpu", weights_only=False)
+    ckpt = torch.load(os.path.join(state_dir, "last.pt"), map_location="cpu", weights_only=True)
     model = build_model(kind, ckpt["config"])
     model.load_state_dict(ckpt["G"])
     out = out or os.path.join(SHIPPED_WEIGHTS_DIR, DEFAULT_OUT[kind])
