@@ -1,4 +1,4 @@
-"""The facesketch service: a ZeroMQ ROUTER socket in front of one inference worker per device.
+"""The facesketch service: a ZeroMQ ROUTER socket in front of one inference worker.
 
 Threads:
 - the socket thread owns the ROUTER socket. It validates requests, answers `hello` and errors at

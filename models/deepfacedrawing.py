@@ -6,7 +6,7 @@ One code path, two configurations:
   Jittor semantics, ``LeakyReLU(1)`` = identity inside the encoder/decoder blocks, affine InstanceNorm in the
   generator). ``load_official_deepfacedrawing(dir)`` reads the released Jittor ``.pkl`` files and the raw
   float32 feature banks. Module attribute names follow the Jittor code so parameter names match 1:1
-  (see shared notes, model-architectures.md part 1).
+  (those of the authors' Jittor release).
 * ``lite``: our own, trained on FS2K: 256 canvas with the boxes scaled, narrower networks.
 
 Pipeline: sketch -> five component crops (the remainder is a copy of the sketch with the four boxes whitened)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from .deform_conv import DCN
 
-# FS2K "Style k" (k = 1, 2, 3) -> the one-hot channel HIDA's code sets for it (notes 2.5).
+# FS2K "Style k" (k = 1, 2, 3) -> the one-hot channel HIDA's released code sets for it.
 STYLE_CHANNEL = {1: 2, 2: 0, 3: 1}
 
 

