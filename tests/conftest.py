@@ -11,6 +11,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUPPORT = os.path.join(ROOT, "tests", "support")
 
 
+def pytest_addoption(parser):
+    parser.addoption("--fuzz-count", type=int, default=5000, metavar="N",
+                     help="malformed requests tests/test_fuzz.py sends (default 5000, what CI runs; more for a "
+                          "longer local run)")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
