@@ -17,6 +17,7 @@ import collections
 import dataclasses
 import errno
 import logging
+import sys
 import threading
 import time
 from typing import Any
@@ -34,6 +35,28 @@ DEFAULT_MAX_PIXELS = 50_000_000
 DEFAULT_QUEUE_SIZE = 16
 PROGRESS_INTERVAL_S = 0.05
 SHUTDOWN_FLUSH_S = 0.3  # after a shutdown request: time to deliver its reply and the cancelled jobs' errors
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """MemoryError, torch.OutOfMemoryError (CUDA/MPS allocations), or another error saying so."""
+    if isinstance(exc, MemoryError):
+        return True
+    torch = sys.modules.get("torch")  # never imported here: an engine that uses torch has imported it
+    oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    if oom is not None and isinstance(exc, oom):
+        return True
+    return "out of memory" in str(exc).lower()
+
+
+def engine_failure(exc: BaseException, engine: str, device: str) -> tuple[str, str]:
+    """(error code, message) for an exception out of an engine's run; shared by every way jobs run."""
+    if isinstance(exc, EngineError):
+        return exc.code, exc.message
+    if is_out_of_memory(exc):
+        where = "backend" if isinstance(exc, MemoryError) else f"{device} device"
+        return ErrorCode.TOO_LARGE, f"the {where} ran out of memory on this image; try a smaller one"
+    return ErrorCode.INTERNAL, (f"the '{engine}' engine failed ({exc.__class__.__name__}: {exc}); "
+                                "details are in the backend log")
 
 
 @dataclasses.dataclass
@@ -450,18 +473,9 @@ class Service:
         except Cancelled:
             if job.cancel_reason != "gone":
                 self._post_error(outbox, job, ErrorCode.CANCELLED, "cancelled at the client's request")
-        except EngineError as exc:
-            self._post_error(outbox, job, exc.code, exc.message)
-        except MemoryError:
-            self._post_error(outbox, job, ErrorCode.TOO_LARGE,
-                             "the backend ran out of memory on this image; try a smaller one")
-        except Exception as exc:
-            if "out of memory" in str(exc).lower():
-                self._post_error(outbox, job, ErrorCode.TOO_LARGE,
-                                 f"the {self.device} device ran out of memory on this image; try a smaller one")
-            else:
-                log.exception("engine %s failed on request %r", job.engine.name, job.request_id)
-                self._post_error(outbox, job, ErrorCode.INTERNAL,
-                                 f"the '{job.engine.name}' engine failed ({exc.__class__.__name__}: {exc}); "
-                                 "details are in the backend log")
+        except Exception as exc:  # MemoryError included: every failure is a typed reply, the worker goes on
+            code, message = engine_failure(exc, job.engine.name, self.device)
+            if code == ErrorCode.INTERNAL:
+                log.error("engine %s failed on request %r", job.engine.name, job.request_id, exc_info=exc)
+            self._post_error(outbox, job, code, message)
 

@@ -1,0 +1,3 @@
+from engines_faults import DeviceOutOfMemory
+
+ENGINE = DeviceOutOfMemory
