@@ -6,7 +6,9 @@ Threads:
   never runs a model, so the service stays responsive while a job computes.
 - the worker thread takes jobs from a bounded queue, decodes pixels, runs the engine and posts
   progress/results back through an inproc PUSH socket (ZeroMQ sockets are not thread-safe, so
-  only the socket thread touches the ROUTER).
+  only the socket thread touches the ROUTER). There is one worker thread per runner (`runners()`):
+  a LocalRunner here; the Ray front end (scale_out.py) has one per Ray actor, each sending its jobs
+  to its actor, so queue, cancel, supersede and validation stay in this one process.
 
 A client that vanishes is noticed when a reply to it cannot be routed (ROUTER_MANDATORY): its
 running job is cancelled at the engine's next check and its queued jobs are dropped.
@@ -105,7 +107,7 @@ class Service:
         self._auth = None
         self._queue: collections.deque[Job] = collections.deque()
         self._queue_cv = threading.Condition()
-        self._running: Job | None = None      # the job the worker is on (read by the socket thread)
+        self._active: set[Job] = set()        # the jobs workers are on (read by the socket thread)
         self._pending: dict[tuple, Job] = {}  # every queued or running job by (identity, id)
         self._stop = threading.Event()
         self._stop_at: float | None = None    # set by a shutdown request: the socket loop ends then
@@ -139,15 +141,21 @@ class Service:
         outbox.bind(self._outbox_address)
         return router, outbox
 
+    def runners(self) -> list:
+        """What runs jobs: one worker thread each, all taking from the one queue. Here one local runner on
+        this process's device; the Ray front end (scale_out.py) gives one per Ray actor."""
+        return [LocalRunner(self)]
+
     def start(self) -> "Service":
-        """Bind and run the socket loop and the worker in background threads."""
+        """Bind and run the socket loop and the workers in background threads."""
         router, outbox = self._open()
-        worker = threading.Thread(target=self._worker_loop, name="facesketch-worker", daemon=True)
+        workers = [threading.Thread(target=self._worker_loop, args=(runner,), name=f"facesketch-worker-{i}",
+                                    daemon=True) for i, runner in enumerate(self.runners())]
         sockets = threading.Thread(target=self._socket_loop, args=(router, outbox), name="facesketch-sockets",
                                    daemon=True)
-        self._threads = [worker, sockets]
-        worker.start()
-        sockets.start()
+        self._threads = [*workers, sockets]
+        for t in self._threads:
+            t.start()
         log.info("serving on %s (device %s, engines: %s)", self.endpoint, self.device,
                  ", ".join(f"{n}{'' if e.readiness()[0] else ' (not ready)'}" for n, e in self.engines.items()))
         return self
@@ -155,8 +163,8 @@ class Service:
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         with self._queue_cv:
-            if self._running is not None:
-                self._running.cancel_reason = "cancelled"
+            for job in self._active:
+                job.cancel_reason = "cancelled"
             self._queue_cv.notify_all()
         for t in self._threads:
             t.join(timeout)
@@ -342,7 +350,7 @@ class Service:
             job = self._pending.get((identity, request_id))
             if job is None:
                 found = False
-            elif job is self._running:
+            elif job in self._active:
                 job.cancel_reason = "cancelled"   # the worker replies when the engine stops
                 found = True
             else:
@@ -385,8 +393,8 @@ class Service:
             self._queue.clear()
             for job in dropped:
                 del self._pending[job.key]
-            if self._running is not None:
-                self._running.cancel_reason = "cancelled"
+            for job in self._active:
+                job.cancel_reason = "cancelled"
             self._stop_at = time.monotonic() + SHUTDOWN_FLUSH_S
         for job in dropped:
             self._error(router, job.identity, job.request_id, ErrorCode.CANCELLED,
@@ -399,34 +407,35 @@ class Service:
             for j in dropped:
                 self._queue.remove(j)
                 del self._pending[j.key]
-            running = self._running
-            if running is not None and running.identity == identity:
-                running.cancel_reason = "gone"
-        if dropped or (running is not None and running.identity == identity):
+            running = [j for j in self._active if j.identity == identity]
+            for j in running:
+                j.cancel_reason = "gone"
+        if dropped or running:
             log.info("client %s went away: dropped %d queued job(s)%s", identity.hex(), len(dropped),
-                     " and stopped its running job" if running is not None and running.identity == identity else "")
+                     f" and stopped {len(running)} running" if running else "")
 
     # -- worker thread ------------------------------------------------------------------------
 
-    def _worker_loop(self) -> None:
+    def _worker_loop(self, runner) -> None:
         outbox = self.ctx.socket(zmq.PUSH)
         outbox.setsockopt(zmq.LINGER, 0)
         outbox.connect(self._outbox_address)
-        loaded: set[str] = set()
         try:
             while True:
+                if not runner.wait_ready(self._stop):  # e.g. a Ray actor being restarted: take no job meanwhile
+                    return
                 with self._queue_cv:
                     while not self._queue and not self._stop.is_set():
                         self._queue_cv.wait(0.5)
                     if self._stop.is_set():
                         return
                     job = self._queue.popleft()
-                    self._running = job
+                    self._active.add(job)
                 try:
-                    self._run_job(job, outbox, loaded)
+                    runner.run(job, outbox)
                 finally:
                     with self._queue_cv:
-                        self._running = None
+                        self._active.discard(job)
                         self._pending.pop(job.key, None)
         finally:
             outbox.close(0)
@@ -440,8 +449,8 @@ class Service:
         log.info("request %r: %s: %s", job.request_id, code, message)
         self._post(outbox, job, {"kind": protocol.KIND_ERROR, "code": code, "message": message})
 
-    def _run_job(self, job: Job, outbox, loaded: set) -> None:
-        started = time.perf_counter()
+    def progress_poster(self, outbox, job: Job):
+        """A progress callback that posts at most every PROGRESS_INTERVAL_S."""
         last = [0.0]
 
         def progress(fraction: float, message: str) -> None:
@@ -450,32 +459,57 @@ class Service:
                 last[0] = now
                 self._post(outbox, job, {"kind": protocol.KIND_PROGRESS, "fraction": fraction, "message": message})
 
-        ctx = JobContext(self.device, progress, lambda: job.cancel_reason is not None)
+        return progress
+
+
+def compute(engine: Engine, specs: list, buffers: list, params: dict, outputs: list, reply_format: str | None,
+            ctx: JobContext) -> tuple[list, list]:
+    """Decode the request's pixels, run the engine, encode its outputs: (image specs, frames) of the result.
+    The one path from frames to a result, for the local worker and for Ray actors alike."""
+    images = {s["name"]: pixels.decode(s, b) for s, b in zip(specs, buffers)}
+    ctx.check()
+    result = engine.run(images, params, outputs, ctx)
+    ctx.check()
+    fmt = reply_format or specs[0]["format"]
+    out_specs, frames = [], []
+    for name in outputs:
+        w, h, stride, buf = pixels.encode(result[name], fmt)
+        out_specs.append(protocol.image_spec(name, w, h, fmt, stride))
+        frames.append(buf)
+    return out_specs, frames
+
+
+class LocalRunner:
+    """Runs jobs in this process on the service's device (the worker thread's side of Service)."""
+
+    def __init__(self, service: Service):
+        self.service = service
+        self.loaded: set[str] = set()
+
+    def wait_ready(self, stop: threading.Event) -> bool:
+        return not stop.is_set()
+
+    def run(self, job: Job, outbox) -> None:
+        service = self.service
+        started = time.perf_counter()
+        progress = service.progress_poster(outbox, job)
+        ctx = JobContext(service.device, progress, lambda: job.cancel_reason is not None)
         try:
-            if job.engine.name not in loaded:
+            if job.engine.name not in self.loaded:
                 progress(0.0, "loading the model")
-                job.engine.load(self.device)
-                loaded.add(job.engine.name)
-            images = {s["name"]: pixels.decode(s, f.buffer) for s, f in zip(job.specs, job.frames)}
-            ctx.check()
-            outputs = job.engine.run(images, job.params, job.outputs, ctx)
-            ctx.check()
-            fmt = job.reply_format or job.specs[0]["format"]
-            specs, frames = [], []
-            for name in job.outputs:
-                w, h, stride, buf = pixels.encode(outputs[name], fmt)
-                specs.append(protocol.image_spec(name, w, h, fmt, stride))
-                frames.append(buf)
+                job.engine.load(service.device)
+                self.loaded.add(job.engine.name)
+            specs, frames = compute(job.engine, job.specs, [f.buffer for f in job.frames], job.params, job.outputs,
+                                    job.reply_format, ctx)
             elapsed = time.perf_counter() - started
-            self._post(outbox, job, {"kind": protocol.KIND_RESULT, "images": specs,
-                                     "elapsed_s": round(elapsed, 4)}, frames)
+            service._post(outbox, job, {"kind": protocol.KIND_RESULT, "images": specs,
+                                        "elapsed_s": round(elapsed, 4)}, frames)
             log.debug("request %r: %s done in %.3f s", job.request_id, job.engine.name, elapsed)
         except Cancelled:
             if job.cancel_reason != "gone":
-                self._post_error(outbox, job, ErrorCode.CANCELLED, "cancelled at the client's request")
+                service._post_error(outbox, job, ErrorCode.CANCELLED, "cancelled at the client's request")
         except Exception as exc:  # MemoryError included: every failure is a typed reply, the worker goes on
-            code, message = engine_failure(exc, job.engine.name, self.device)
+            code, message = engine_failure(exc, job.engine.name, service.device)
             if code == ErrorCode.INTERNAL:
                 log.error("engine %s failed on request %r", job.engine.name, job.request_id, exc_info=exc)
-            self._post_error(outbox, job, code, message)
-
+            service._post_error(outbox, job, code, message)
