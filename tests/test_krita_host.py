@@ -32,12 +32,10 @@ import pytest
 
 from conftest import BackendProcess
 
-try:  # the installer as a package (facesketch/installer/); install.py is its command line
-    from facesketch.installer.hosts import detect_hosts
-    from facesketch.installer.plugins import install_krita_plugin
-    from facesketch.installer.settings import default_backend_command
-except ImportError:  # before the split
-    from install import default_backend_command, detect_hosts, install_krita_plugin
+# the installer (install.py is its command line)
+from facesketch.installer.hosts import detect_hosts
+from facesketch.installer.plugins import install_krita_plugin
+from facesketch.installer.settings import default_backend_command
 
 pytestmark = pytest.mark.host
 

@@ -8,13 +8,11 @@ GUI under Xvfb.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -29,20 +27,11 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 
 
 def load_install_module():
-    """The installer functions the test exercises: facesketch/installer/ (install.py is its command line),
-    or install.py itself before the installer became a package."""
-    try:
-        import types
-        from facesketch.installer import hosts, plugins, wheels
-        return types.SimpleNamespace(python_in_root=hosts.python_in_root, python_tags_for=wheels.python_tags_for,
-                                     install_gimp_plugin=plugins.install_gimp_plugin)
-    except ImportError:
-        pass
-    spec = importlib.util.spec_from_file_location("facesketch_install", os.path.join(REPO, "install.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The installer functions the test exercises (facesketch/installer/; install.py is its command line)."""
+    import types
+    from facesketch.installer import hosts, plugins, wheels
+    return types.SimpleNamespace(python_in_root=hosts.python_in_root, python_tags_for=wheels.python_tags_for,
+                                 install_gimp_plugin=plugins.install_gimp_plugin)
 
 
 def fs2k_sample(kind: str) -> str | None:
