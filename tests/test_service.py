@@ -416,7 +416,8 @@ def test_async_client_supersede_progress_and_results(backend):
         results, errors, progress = {}, {}, []
         on_result = lambda job, images: results.__setitem__(job, images["image"].tobytes())
         on_error = lambda job, err: errors.__setitem__(job, err.code)
-        first = ac.submit("echo", {"image": Image(1, 1, "BGRA8", b"0000")}, params={"delay": 0.4},
+        # the first job runs long enough that the three strokes surely queue behind it, even on a loaded machine
+        first = ac.submit("echo", {"image": Image(1, 1, "BGRA8", b"0000")}, params={"delay": 2.0},
                           on_result=on_result, on_error=on_error,
                           on_progress=lambda job, f, m: progress.append(f))
         strokes = [ac.submit("echo", {"image": Image(1, 1, "BGRA8", bytes([65 + i]) * 4)}, supersede="live",
