@@ -11,8 +11,10 @@ from PIL import Image
 
 from conftest import ROOT, free_port
 
+from facesketch.models.paths import weights_path
+
 ROUGH = os.path.join(ROOT, "tests", "data", "rough_sketch.png")
-FACE_WEIGHTS = os.path.join(ROOT, "models", "weights", "face_lite.safetensors")
+FACE_WEIGHTS = weights_path("face_lite.safetensors")
 # The console script that `pip install -e .` put next to this Python: the command users type.
 FACESKETCH = os.path.join(os.path.dirname(sys.executable), "facesketch")
 

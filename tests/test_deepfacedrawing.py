@@ -9,6 +9,7 @@ import torch
 
 from facesketch.models.deepfacedrawing import (COMPONENTS, DeepFaceDrawing, JitBatchNorm2d, load_official_deepfacedrawing,
                                     load_safetensors, lite_config, official_config, save_safetensors)
+from facesketch.models.paths import SHIPPED_WEIGHTS_DIR
 
 torch.set_num_threads(1)
 
@@ -273,6 +274,6 @@ def test_lite_weights_with_feature_bank_fit_40mb(tmp_path):
     assert os.path.getsize(path) < 40 * 1024 * 1024
     loaded, bank2, gender, meta = load_safetensors(path)
     assert meta["config"] == "lite" and bank2["nose"].shape == (n, 256) and gender.shape == (n,)
-    shipped = os.path.join(os.path.dirname(__file__), "..", "models", "weights", "face_lite.safetensors")
+    shipped = os.path.join(SHIPPED_WEIGHTS_DIR, "face_lite.safetensors")
     if os.path.exists(shipped):
         assert os.path.getsize(shipped) < 40 * 1024 * 1024
