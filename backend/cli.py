@@ -69,9 +69,14 @@ def load_curve(keydir: str) -> CurveConfig:
 
 def make_service(bind: str, device: str = "cpu", max_pixels: int = DEFAULT_MAX_PIXELS,
                  queue_size: int = DEFAULT_QUEUE_SIZE, curve: CurveConfig | None = None,
-                 insecure: bool = False) -> Service:
+                 insecure: bool = False, ray: str | None = None, ray_actors: int | None = None) -> Service:
     from .engines import discover
 
+    if ray is not None:  # jobs run on Ray actors; this process is the front end only (scale_out.py)
+        from .scale_out import RayService
+
+        return RayService(bind, discover(), ray_address=ray, actors=ray_actors, device=device,
+                          max_pixels=max_pixels, queue_size=queue_size, curve=curve, insecure=insecure)
     return Service(bind, discover(), device=device, max_pixels=max_pixels, queue_size=queue_size, curve=curve,
                    insecure=insecure)
 
@@ -80,12 +85,15 @@ def make_service(bind: str, device: str = "cpu", max_pixels: int = DEFAULT_MAX_P
 
 def cmd_serve(args) -> int:
     logfile = setup_logging(args.log_level)
-    device = resolve_device(args.device)
+    # with --ray the cluster's machines decide (a GPU per actor where they have one), not this one
+    device = args.device if args.ray is not None else resolve_device(args.device)
     curve = load_curve(args.curve) if args.curve else None
     try:
-        service = make_service(args.bind, device, args.max_pixels, args.queue_size, curve, args.insecure)
+        service = make_service(args.bind, device, args.max_pixels, args.queue_size, curve, args.insecure,
+                               args.ray, args.ray_actors)
         service.start()
-    except ValueError as exc:
+        device = service.device
+    except (ValueError, RuntimeError) as exc:  # RuntimeError: --ray without Ray, a cluster without GPUs
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # zmq.ZMQError: address in use and friends
@@ -300,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "clients whose public keys are in KEYDIR/public_keys (made by 'facesketch keys')")
     s.add_argument("--insecure", action="store_true",
                    help="allow a non-loopback --bind without encryption (trusted networks only)")
+    s.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run jobs on Ray actors (one per GPU) and keep only the ZeroMQ front end here; ADDRESS is "
+                        "the Ray cluster (auto, HOST:6379, ray://HOST:10001); without it a local Ray instance "
+                        "is started. Needs 'pip install ray'")
+    s.add_argument("--ray-actors", type=int, metavar="N",
+                   help="with --ray: how many actors (default: one per GPU in the cluster, else 1)")
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     s.set_defaults(func=cmd_serve)
 

@@ -78,6 +78,7 @@ class ErrorCode:
     BUSY = "busy"                      # the queue is full; try again shortly
     INTERNAL = "internal"
     FORBIDDEN = "forbidden"            # shutdown from a peer that is neither on this computer nor allow-listed
+    WORKER_LOST = "worker_lost"        # scale-out: the Ray worker running the job died; it restarts, try again
     VERSION_MISMATCH = "version_mismatch"
     # Raised by clients only, never sent by the backend:
     BAD_SETTINGS = "bad_settings"      # the address or a key in the settings cannot be used (the message says why)
