@@ -174,7 +174,7 @@ class Trainer:
             ndf, n_layers = (32, 3) if light else (64, 4)
             d_in = 2 if kind == "sketch" else 4  # HIDA: [depth, sketch]; pix2pix: [photo, sketch]
             self.D = NLayerDiscriminator(d_in, ndf, n_layers).to(self.device)
-            self.opt_d = torch.optim.AdamW(self.D.parameters(), lr=args.lr, betas=(0.5, 0.999))
+            self.opt_d = torch.optim.AdamW(self.D.parameters(), lr=self._lr_d(), betas=(0.5, 0.999))
             self.d_desc = f"ndf={ndf} n_layers={n_layers}"
         self.perceptual = None
         if kind == "sketch" and getattr(args, "perceptual", 0) > 0:
@@ -195,12 +195,19 @@ class Trainer:
                 self.D.load_state_dict(ck["D"])
                 self.opt_d.load_state_dict(ck["opt_d"])
             self.amp.load_state_dict(ck.get("scaler"))
+            # the learning rates given now win over the stored ones (a schedule changed between sessions)
+            for opt, lr in ((self.opt_g, args.lr), (self.opt_d, self._lr_d())):
+                for group in (opt.param_groups if opt is not None else ()):
+                    group["lr"] = lr
             self.step = ck["step"]
             self.log(f"resumed {kind} at step {self.step}")
         elif self.checkpoint.exists() and not args.resume:
             raise SystemExit(f"{path} exists: pass --resume to continue or choose another --out")
         elif getattr(args, "init_from", None):
             self._init_from(args.init_from)
+
+    def _lr_d(self) -> float:
+        return getattr(self.args, "lr_d", None) or self.args.lr
 
     def _init_from(self, weights: str) -> None:
         """Start a new run from exported weights (e.g. the shipped ones), converting transposed-conv
@@ -266,7 +273,7 @@ class Trainer:
             if self.kind == "sketch":
                 loss_geo = torch.sqrt(F.mse_loss(depth_rec.float(), depth) + 1e-8)
                 loss_tex = gradient_direction_loss(fake32.repeat(1, 3, 1, 1), photo)
-                loss_g = loss_gan + 4 * loss_l1 + 4 * loss_geo + loss_tex
+                loss_g = getattr(self.args, "gan_weight", 1.0) * loss_gan + 4 * loss_l1 + 4 * loss_geo + loss_tex
                 logs.update(geo=loss_geo.item(), tex=loss_tex.item())
                 if self.perceptual is not None:
                     loss_p = self.perceptual(fake32, sketch, mask=weight)
@@ -370,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init-from", default=None, help="start a new run from exported weights (sketch: converts "
                     "transposed-conv upsampling to resize-conv)")
+    ap.add_argument("--lr-d", type=float, default=None, help="discriminator learning rate (default: --lr)")
+    ap.add_argument("--gan-weight", type=float, default=1.0, help="weight of the generator's GAN loss (sketch)")
     ap.add_argument("--perceptual", type=float, default=0.0,
                     help="weight of the HED-VGG16 perceptual loss (sketch; models.vgg16_hed must be prepared)")
     ap.add_argument("--vgg-layers", default="relu1_2,relu2_2,relu3_3", help="VGG layers of the perceptual loss")
