@@ -66,6 +66,9 @@ def _parse(argv: list) -> tuple:
                    help="also install test requirements (and, as root, tests/apt-packages.txt), then run pytest")
     p.add_argument("--no-apt", action="store_true", help="with --test: do not apt-get install anything")
     p.add_argument("--serve", action="store_true", help="after setup, run the backend in the foreground")
+    p.add_argument("--ray", action="store_true",
+                   help="also install Ray into the backend venv (requirements-ray.txt), for `facesketch serve --ray` "
+                        "across a studio's GPU machines; one machine never needs it (--test includes it)")
     p.add_argument("--prep", action="store_true",
                    help="also create .venv-prep for data preparation (models/data/requirements-prep.txt)")
     p.add_argument("--plugin-src", metavar="DIR",
@@ -204,7 +207,8 @@ def main(argv: Optional[list] = None) -> int:
 
     py = venv.venv_python(a.venv)
     if not a.no_venv:
-        py = venv.ensure_venv(ops, a.venv, venv.REQUIREMENTS_TEST if a.test else venv.REQUIREMENTS, a.venv_python)
+        req = venv.REQUIREMENTS_TEST if a.test else venv.REQUIREMENTS_RAY if a.ray else venv.REQUIREMENTS
+        py = venv.ensure_venv(ops, a.venv, req, a.venv_python)
     if a.prep:
         if not os.path.isfile(venv.REQUIREMENTS_PREP):
             raise InstallError(f"{venv.REQUIREMENTS_PREP} does not exist in this checkout")

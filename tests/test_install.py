@@ -356,6 +356,16 @@ def test_kritarc_edit_keeps_the_rest_of_the_file(tmp_path):
     assert not plugins.kritarc_enabled(str(rc))
 
 
+def test_ray_option_installs_the_scale_out_requirements(tmp_path, fake_bin):
+    pins = requirements.pins(venv.REQUIREMENTS_RAY)
+    assert "ray" in pins and pins["torch"] == requirements.pins(venv.REQUIREMENTS)["torch"]
+    assert requirements.pins(venv.REQUIREMENTS_TEST)["ray"] == pins["ray"]  # the tests use the same Ray
+    r = _run_install(["--dry-run", "--ray", "--hosts", "none", "--venv", str(tmp_path / "v")], _fake_home(tmp_path),
+                     fake_bin)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "requirements-ray.txt" in r.stdout and "pip install -r " + venv.REQUIREMENTS_RAY in r.stdout
+
+
 def test_requirements_pins_and_the_dev_venv_satisfies_them():
     pins = requirements.pins(venv.REQUIREMENTS_TEST)
     for name in ("torch", "numpy", "pillow", "pyzmq", "msgpack", "safetensors", "tqdm", "pytest",

@@ -19,6 +19,7 @@ from .requirements import pins, probe_venv, read_requirements, requirement_files
 
 REQUIREMENTS = os.path.join(REPO, "requirements.txt")
 REQUIREMENTS_TEST = os.path.join(REPO, "requirements-test.txt")
+REQUIREMENTS_RAY = os.path.join(REPO, "requirements-ray.txt")  # --ray: the backend plus Ray, for serve --ray
 REQUIREMENTS_PREP = os.path.join(REPO, "models", "data", "requirements-prep.txt")
 PYPROJECT = os.path.join(REPO, "pyproject.toml")
 STAMP = ".facesketch-stamp.json"
