@@ -276,9 +276,11 @@ class Trainer:
                 loss_g = getattr(self.args, "gan_weight", 1.0) * loss_gan + 4 * loss_l1 + 4 * loss_geo + loss_tex
                 logs.update(geo=loss_geo.item(), tex=loss_tex.item())
                 if self.perceptual is not None:
-                    loss_p = self.perceptual(fake32, sketch, mask=weight)
-                    loss_g = loss_g + self.args.perceptual * loss_p
+                    texture_weight = getattr(self.args, "texture", 0.0)
+                    loss_p, loss_t = self.perceptual(fake32, sketch, mask=weight, texture=True)
+                    loss_g = loss_g + self.args.perceptual * loss_p + texture_weight * loss_t
                     logs["vgg"] = loss_p.item()
+                    logs["gram"] = loss_t.item()
             else:
                 loss_g = loss_gan + 100 * loss_l1  # pix2pix's weights
         self.amp.step(self.opt_g, loss_g)
@@ -382,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--perceptual", type=float, default=0.0,
                     help="weight of the HED-VGG16 perceptual loss (sketch; models.vgg16_hed must be prepared)")
     ap.add_argument("--vgg-layers", default="relu1_2,relu2_2,relu3_3", help="VGG layers of the perceptual loss")
+    ap.add_argument("--texture", type=float, default=0.0,
+                    help="weight of the texture (VGG Gram matrix) loss: the artist's stroke and shading statistics")
     ap.add_argument("--parts-weight", type=float, default=0.0,
                     help="extra loss weight on eyes, brows, nose, mouth and outline (sketch; from the pack's meshes)")
     ap.add_argument("--photometric", action="store_true", help="jitter exposure, contrast and colour of the photos")

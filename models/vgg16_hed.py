@@ -212,17 +212,32 @@ class PerceptualLoss(nn.Module):
             raise ValueError("one weight per layer")
         self.vgg = vgg or VGG16HED.from_file()
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
+                texture: bool = False):
+        """The perceptual loss; with `texture`, also (as a second value) the texture loss: the L1 distance of
+        the layers' Gram matrices (Gatys et al. 2016), which compares how strokes and shading are
+        distributed rather than where each one lies (artists' hatching never matches a photo pixel for pixel)."""
         fp = self.vgg(pred, self.layers)
         with torch.no_grad():  # the target needs no graph
             ft = self.vgg(target.detach(), self.layers)
         loss = pred.new_zeros(())
+        tex = pred.new_zeros(())
         for layer, w in zip(self.layers, self.weights):
             diff = (fp[layer] - ft[layer]).abs()
             if mask is not None:
                 diff = diff * F.interpolate(mask, size=diff.shape[-2:], mode="area")
             loss = loss + w * diff.mean()
-        return loss
+            if texture:
+                scale = ft[layer].abs().mean().clamp_min(1e-6)  # this VGG's features are large: normalise per layer
+                tex = tex + (gram(fp[layer] / scale) - gram(ft[layer] / scale)).abs().mean()
+        return (loss, tex / len(self.layers)) if texture else loss
+
+
+def gram(f: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) features -> (N, C, C) Gram matrices, normalised by the number of positions."""
+    n, c, h, w = f.shape
+    x = f.reshape(n, c, h * w)
+    return x @ x.transpose(1, 2) / (h * w)
 
 
 def frechet_distance(feats_a, feats_b) -> float:
