@@ -93,6 +93,28 @@ def test_perceptual_loss(vgg):
     assert loss(left_only, target, mask) < 0.1 * loss(left_only, target)
 
 
+
+def test_texture_loss_compares_stroke_statistics_not_positions(vgg):
+    loss = vgg16_hed.PerceptualLoss(("relu1_2", "relu2_2"), vgg=vgg)
+    rng = np.random.default_rng(0)
+    hatching = np.full((64, 64), 245, np.float32)
+    for k in range(-64, 64, 6):  # diagonal pencil hatching
+        idx = np.arange(64)
+        ok = (idx + k >= 0) & (idx + k < 64)
+        hatching[idx[ok], (idx + k)[ok]] = 60
+    x = torch.from_numpy(hatching / 127.5 - 1)[None, None]
+    shifted = x.roll(3, -1)                                  # the same strokes, three pixels to the right
+    flat = torch.full_like(x, float(x.mean()))               # the same mean tone, no strokes
+    noisy = torch.from_numpy((rng.random((64, 64)) < 0.1) * -2.0 + 1.0).float()[None, None]
+    _, same = loss(x, x, texture=True)
+    per_shift, tex_shift = loss(shifted, x, texture=True)
+    per_flat, tex_flat = loss(flat, x, texture=True)
+    _, tex_noise = loss(noisy, x, texture=True)
+    assert same.item() == 0
+    assert tex_shift < 0.2 * tex_flat and tex_shift < 0.5 * tex_noise  # hatching moved is still hatching
+    assert per_shift > 0.3 * per_flat                                # while the per-pixel loss sees the shift
+
+
 def test_frechet_distance(vgg):
     torch.manual_seed(0)
     x = torch.rand(16, 3, 16, 16) * 2 - 1  # relu5_3 is 1 x 1: cheap
