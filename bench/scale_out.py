@@ -226,14 +226,16 @@ def main(argv=None) -> int:
     added99 = percentile(ray_echo, 99) - percentile(single_echo, 99)
     import torch
 
+    busy = max(load_before[0], load_after[0]) > 0.5 * (os.cpu_count() or 1)
+    conditions = ("this machine was shared with other work, so absolute numbers are noisy; " if busy else
+                  "the machine was otherwise idle; ")
     lines = [
         "# Performance: the single-process service and the Ray front end",
         "",
         f"Measured by `python -m facesketch.bench.scale_out` on {time.strftime('%Y-%m-%d')}: {os.cpu_count()} CPU "
         f"cores ({platform.processor() or platform.machine()}), no GPU, torch {torch.__version__}, Ray "
         f"{__import__('ray').__version__}; load average {load_before[0]:.1f} before and {load_after[0]:.1f} after "
-        "(this machine is shared with a training run and other tests, so absolute numbers are noisy; the "
-        "setups ran one after the other under the same conditions). The face engine is the shipped lite model "
+        f"({conditions}the setups ran one after the other under the same conditions). The face engine is the shipped lite model "
         "(256² canvas, k = 10); each backend is its own `facesketch serve --device cpu` process on loopback.",
         "",
         f"## Live drawing: stroke to face ({args.strokes} strokes {args.interval * 1000:.0f} ms apart, supersede)",
@@ -268,9 +270,10 @@ def main(argv=None) -> int:
         "",
         "## Reading it",
         "",
-        f"- Threads decide the CPU numbers here. Shipped as is, the single process lets torch use one thread per "
-        f"core ({os.cpu_count()}); on this shared machine (a niced training run holds the cores) those threads "
-        f"wait on each other, and a face takes {1 / base:.1f} s. With one torch thread (`OMP_NUM_THREADS=1`) the "
+        f"- Threads. Shipped as is, the single process lets torch use one thread per "
+        f"core ({os.cpu_count()})"
+        + ("; on a machine whose cores other work holds, those threads wait on each other" if busy else "")
+        + f", and a face takes {1 / base:.2f} s. With one torch thread (`OMP_NUM_THREADS=1`) the "
         f"same process does {rows[SINGLE1][0]:.2f} faces/s. A CPU actor has one core and one thread, so the Ray "
         f"rows compare with that one: 2 actors do ×{rows[RAY2][0] / rows[RAY1][0]:.2f} the faces of 1 actor, "
         f"×{rows[RAY2][0] / rows[SINGLE1][0]:.2f} the single process with one thread.",
