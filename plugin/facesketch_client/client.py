@@ -333,7 +333,7 @@ class Client(_Connection):
         """After a lost connection with a big frame: ask the backend (it reconnects by itself) for its limit."""
         if self.max_message_bytes is None:
             try:
-                self.hello(timeout=max(self.connect_timeout_s, 2.0))
+                self.hello(timeout=max(self.connect_timeout_s, 5.0))  # a loaded machine reconnects slowly
             except BackendError:
                 pass
         return self.oversize(largest, pixels) or self.went_away(largest)
