@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from test_training import _Pack  # the synthetic pack Batches reads
+
 from facesketch.models import train, train_face
 from facesketch.models.data.pack import save_item_images, write_index
 from facesketch.models.deepfacedrawing import COMPONENTS, DeepFaceDrawing, get_config
@@ -125,20 +127,6 @@ def test_amp_is_plain_fp32_on_cpu_and_frozen_restores():
 
 
 # ---------------------------------------------------------------------------------------------- one step of each model
-
-class _Pack:
-    """The fields of models.data.pack.FS2KPack that Batches reads."""
-
-    def __init__(self, n, size):
-        rng = np.random.default_rng(0)
-        self.photos = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
-        self.sketches = rng.integers(0, 256, (n, size, size), dtype=np.uint8)
-        self.depths = rng.integers(0, 256, (n, size, size), dtype=np.uint8)
-        self.styles = np.arange(n, dtype=np.uint8) % 3
-
-    def __len__(self):
-        return len(self.photos)
-
 
 def _counting(amp):
     """Record the optimiser of every amp.step."""
