@@ -40,7 +40,20 @@ def test_face_params():
     assert params["gender"] == "male"
     assert params["blend_left_eye"] == 0.0 and params["master"] == pytest.approx(0.5)
     assert set(params) == {"blend_left_eye", "blend_right_eye", "blend_nose", "blend_mouth", "blend_remainder",
-                           "master", "gender"}
+                           "master", "gender", "align", "outside"}
+    # by default the engine finds the face in the layer and leaves the rest of the result layer transparent
+    assert params["align"] == "auto" and params["outside"] == "transparent"
+    assert job_spec.face_params(values, "male", outside="paper")["outside"] == "paper"
+    # a face canvas is the template itself: "outside" does not count there and is not sent
+    template = job_spec.face_params(values, "female", align="template")
+    assert template["align"] == "template" and "outside" not in template
+    with pytest.raises(ValueError, match="Unknown face alignment 'center'"):
+        job_spec.face_params(values, "female", align="center")
+    with pytest.raises(ValueError, match="choose one of transparent, paper"):
+        job_spec.face_params(values, "female", outside="white")
+    # an older backend's face engine has neither parameter: the host's filter drops them
+    old_engine = {"name": "face", "params": [{"name": n} for n, _label in job_spec.FACE_SLIDERS] + [{"name": "gender"}]}
+    assert set(job_spec.supported_params(params, old_engine)) == set(params) - {"align", "outside"}
 
 
 def test_outputs():
@@ -77,6 +90,31 @@ def test_messages_say_what_to_do():
     assert explain(BackendError("not_ready", "the 'face' engine is not ready: no weights")) == \
         "The 'face' engine is not ready: no weights"
     assert "1100x1000 = 1.1 megapixels" in job_spec.too_large_message(1100, 1000, 1_000_000)
+
+
+def test_no_face_message_says_what_to_draw_and_the_alternative():
+    s = fs_settings.Settings(address="tcp://127.0.0.1:5999")
+    backend_text = "no face was found in this layer. Draw a face ..., or use align 'template'"
+    gimp = job_spec.explain_backend_error(BackendError("no_face", backend_text), s, "GIMP", GIMP_MENU)
+    krita = job_spec.explain_backend_error(BackendError("no_face", backend_text), s, "Krita", "the docker's Settings")
+    for msg in (gimp, krita):
+        assert msg.startswith("No face was found in this layer. Draw the face as a line drawing: two eyes, a nose "
+                              "and a mouth inside a head outline")
+        assert "align 'template'" not in msg  # the engine's parameter name is not the user's word
+    assert "set Align to \u201cThe layer is the face template\u201d in Sketch to face\u2026" in gimp
+    assert "\u201cNew face canvas\u201d in the Face Sketch docker" in krita and "Align" not in krita
+    assert job_spec.FACE_ALIGNS[1] == ("template", "The layer is the face template")  # the label GIMP's hint names
+
+
+def test_result_notes_as_one_status_line():
+    from facesketch_client.client import Result
+    result = Result({"face": None}, notes=["found 2 faces in the layer and drew the largest: the face at x 560, "
+                                           "y 80, 325 x 400 pixels", "  second\nremark.  "])
+    assert job_spec.result_notes(result) == list(result.notes)
+    assert job_spec.notes_text(job_spec.result_notes(result)) == (
+        "Found 2 faces in the layer and drew the largest: the face at x 560, y 80, 325 x 400 pixels. Second remark.")
+    assert job_spec.result_notes({"face": None}) == []     # a plain dict (an older client): no notes
+    assert job_spec.notes_text([]) == "" and job_spec.notes_text(["", " "]) == ""
 
 
 def test_connection_answer_in_plain_words():

@@ -107,6 +107,10 @@ FACE_SLIDERS = FACE_BLENDS + (("master", "Master"),)
 BLEND_HELP = ("How far each part is pulled towards plausible faces from the model's database: 0 keeps your "
               "strokes as drawn, 1 trusts the database (DeepFaceDrawing's blend weights).")
 GENDERS = (("female", "Female"), ("male", "Male"))
+# Where the face engine looks for the drawn face (its "align" parameter): value, label.
+FACE_ALIGNS = (("auto", "Find the face in the layer"), ("template", "The layer is the face template"))
+# What the result layer holds around the face when the engine found it in the layer (its "outside" parameter).
+FACE_OUTSIDES = (("transparent", "Transparent"), ("paper", "Paper"))
 
 # The sketch engine's styles: value, label, help.
 SKETCH_STYLES = (
@@ -137,10 +141,24 @@ def sketch_params(style: str, mix=(1.0, 1.0, 1.0), strength: float = 1.0) -> dic
     return params
 
 
-def face_params(values: dict, gender: str) -> dict:
-    """Engine parameters for the face engine; `values` maps slider parameter names to floats."""
+def _choice(name: str, value: str, choices) -> str:
+    values = tuple(v for v, _label in choices)
+    if value not in values:
+        raise ValueError(f"Unknown {name} {value!r}; choose one of {', '.join(values)}.")
+    return value
+
+
+def face_params(values: dict, gender: str, align: str = "auto", outside: str = "transparent") -> dict:
+    """Engine parameters for the face engine; `values` maps slider parameter names to floats.
+
+    align "auto": the engine finds the drawn face anywhere in the layer and returns it there, `outside` (one of
+    FACE_OUTSIDES) around it; "template": the whole layer is the face template (a face canvas), and `outside`
+    does not count, so it is not sent. Older backends without these parameters: `supported_params` drops them."""
     params = {name: float(values[name]) for name, _label in FACE_SLIDERS if name in values}
     params["gender"] = gender
+    params["align"] = _choice("face alignment", align, FACE_ALIGNS)
+    if align == "auto":
+        params["outside"] = _choice("surrounding", outside, FACE_OUTSIDES)
     return params
 
 
@@ -218,6 +236,43 @@ def capitalised(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+# How to place a face by hand instead, per host (the end of the no_face message).
+NO_FACE_ALTERNATIVES = {
+    "GIMP": ("Or place the face yourself: set Align to \u201cThe layer is the face template\u201d in Sketch to "
+             "face\u2026 and draw the face filling the layer (the eyes at about 43 % of its height, the mouth at "
+             "about 77 %, the chin near the bottom)."),
+    "Krita": ("Or place the face yourself: click \u201cNew face canvas\u201d in the Face Sketch docker and draw "
+              "on its template."),
+}
+
+
+def no_face_message(host: str) -> str:
+    """What to do when the face engine found no face in the layer (error code no_face), in `host`'s words."""
+    alternative = NO_FACE_ALTERNATIVES.get(host, "Or place the face yourself on the face template "
+                                                 "(the face engine's align option \u201ctemplate\u201d).")
+    return ("No face was found in this layer. Draw the face as a line drawing: two eyes, a nose and a mouth "
+            "inside a head outline, in dark lines on a light or transparent background, the face at least "
+            "about a tenth of the layer's width. " + alternative)
+
+
+def result_notes(result) -> list:
+    """The backend's remarks that came with a result (facesketch_client.client.Result.notes; none for older
+    clients and backends)."""
+    notes = getattr(result, "notes", None) or []
+    return [str(n) for n in notes]
+
+
+def notes_text(notes) -> str:
+    """The backend's remarks about a run as one line of sentences ('' when there are none), e.g. 'Found 2 faces
+    in the layer and drew the largest: the face at x 560, y 80, 325 x 400 pixels.'"""
+    sentences = []
+    for note in notes or ():
+        text = " ".join(str(note).split()).rstrip(".")
+        if text:
+            sentences.append(capitalised(text) + ".")
+    return " ".join(sentences)
+
+
 def explain_backend_error(err, settings, host: str, settings_place: str) -> str:
     """One plain-language message for a BackendError, with what to do about it."""
     code = getattr(err, "code", "")
@@ -232,6 +287,8 @@ def explain_backend_error(err, settings, host: str, settings_place: str) -> str:
         return text if "not ready" in text.lower() else f"The engine is not ready: {text}"
     if code == "too_large":
         return f"{text}\nSelect a smaller area or scale the image down."
+    if code == "no_face":
+        return no_face_message(host)
     if code == "version_mismatch":
         return f"{text}\nInstall the plug-in and the backend from the same facesketch version (python3 install.py)."
     return text
