@@ -7,7 +7,10 @@ headless GIMP runs of tests/gimp_host/driver.py, which calls our procedures thro
 script and writes a JSON report plus raw pixel dumps:
   run 1 (backend up): settings, Sketchify on an FS2K photo, the same through the `echo` engine on the
          photo / with a selection / on an offset layer smaller than the canvas / in grayscale, indexed,
-         16-bit and float images, Sketch to face on an FS2K sketch, an image above the pixel limit;
+         16-bit and float images, Sketch to face on an FS2K sketch (the face found in the layer, and the
+         layer as the face template), the same through `echo_face` (tests/support/engines_host_echo_face.py,
+         the face engine's parameters, a journal of what it received, a note, no_face for a blank layer),
+         an image above the pixel limit;
   run 2 (backend stopped): Sketchify must fail with our "not reachable" message and add nothing;
   run 3 (plug-in without its bundled pyzmq): Sketchify fails with the friendly missing-package message.
 When the sketch/face engines have no trained weights the backend reports them not ready: the tests
@@ -18,11 +21,13 @@ from __future__ import annotations
 
 import array
 import io
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import zlib
 
 import pytest
 
@@ -83,9 +88,13 @@ def gimp(tmp_path_factory):
         t1 = time.monotonic()
         session.install_plugin()
         timings["install_s"] = round(time.monotonic() - t1, 1)
-        # the real backend, as a user runs it (only its own engines)
-        backend = BackendProcess(tmp_path_factory.mktemp("gimp-backend"), ["--max-pixels", str(MAX_PIXELS)],
-                                 env={"FACESKETCH_EXTRA_ENGINES": ""}).start()
+        # the real backend, as a user runs it (its own engines), plus the face engine's echo stand-in under its
+        # own name "echo_face", which journals what it received
+        backend_dir = tmp_path_factory.mktemp("gimp-backend")
+        journal = backend_dir / "journal.jsonl"
+        backend = BackendProcess(backend_dir, ["--max-pixels", str(MAX_PIXELS)],
+                                 env={"FACESKETCH_EXTRA_ENGINES": "engines_host_echo_face",
+                                      "FACESKETCH_TEST_JOURNAL": str(journal)}).start()
         client = Client(backend.address, timeout_s=60)
         caps = client.hello()
         client.close()
@@ -94,6 +103,7 @@ def gimp(tmp_path_factory):
         photo = session.put("photo.png", _png_bytes(_sample("photo")))
         sketch = session.put("sketch.png", _png_bytes(_sample("sketch")))
         echo = {"engine": "echo"}
+        echo_face = {"engine": "echo_face"}
         scenarios = [
             {"tag": "settings", "kind": "settings", "address": backend.address, "autostart": "off", "timeout": 300.0},
             {"tag": "sketch", "kind": "photo", "photo": photo, "proc": SKETCHIFY, "args": {}},
@@ -117,6 +127,16 @@ def gimp(tmp_path_factory):
             {"tag": "after_kill", "kind": "photo", "photo": photo, "proc": SKETCHIFY, "args": echo},
             {"tag": "face", "kind": "photo", "photo": sketch, "proc": FACE, "args": {}},
             {"tag": "face_echo", "kind": "photo", "photo": sketch, "proc": FACE, "args": echo},
+            {"tag": "face_template", "kind": "photo", "photo": sketch, "proc": FACE, "args": {"align": "template"}},
+            # what Sketch to face sends and how it places what comes back, through the face engine's stand-in
+            {"tag": "face_auto_echo", "kind": "photo", "photo": sketch, "proc": FACE, "args": echo_face},
+            {"tag": "face_paper_echo", "kind": "photo", "photo": photo, "proc": FACE,
+             "args": dict(echo_face, outside="paper")},
+            {"tag": "face_sel_echo", "kind": "selection", "photo": sketch, "proc": FACE, "ellipse": ELLIPSE,
+             "args": echo_face},
+            {"tag": "face_off_echo", "kind": "offset_layer", "photo": sketch, "proc": FACE, "rect": SMALL_RECT,
+             "offsets": SMALL_OFFSETS, "args": dict(echo_face, align="template")},
+            {"tag": "no_face", "kind": "blank", "size": [200, 150], "proc": FACE, "args": echo_face},
             {"tag": "big", "kind": "big", "size": [1100, 1000], "proc": SKETCHIFY, "args": echo},
         ]
         t1 = time.monotonic()
@@ -158,7 +178,7 @@ def gimp(tmp_path_factory):
         timings["gimp_run3_s"] = round(time.monotonic() - t1, 1)
         print(f"\nGIMP host test timings: {timings}", file=sys.stderr)
         yield {"session": session, "run1": run1, "run2": run2, "run3": run3, "engines": engines, "cli": cli,
-               "address": stopped_address, "timings": timings}
+               "address": stopped_address, "timings": timings, "journal": str(journal)}
     finally:
         if backend is not None:
             backend.stop()
@@ -210,6 +230,26 @@ def _dump(gimp, name, run="run1"):
 
 def _crop_rgba(data: bytes, width: int, x: int, y: int, w: int, h: int) -> bytes:
     return b"".join(data[((y + r) * width + x) * 4:((y + r) * width + x + w) * 4] for r in range(h))
+
+
+def _journal(gimp) -> list:
+    """What the echo_face stand-in received and how each job ended (one JSON line per event)."""
+    with open(gimp["journal"], encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def _echo_face_job(gimp, sent: bytes) -> dict:
+    """The echo_face journal entry of the one job that received exactly these RGBA bytes."""
+    crc = zlib.crc32(sent)
+    hits = [e for e in _journal(gimp) if e["engine"] == "echo_face" and e["event"] == "start" and e["crc32"] == crc]
+    assert len(hits) == 1, _journal(gimp)
+    return hits[0]
+
+
+def _locator_ready() -> bool:
+    """Whether the backend has the face locator's weights (align auto with the real face engine needs them)."""
+    from facesketch.backend.engines.face_placement import LocatorCache
+    return LocatorCache().ready()[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,23 +364,92 @@ def test_image_modes_and_precisions(gimp, mode, layer_type):
 
 
 def test_sketch_to_face(gimp):
-    rec = _scenario(gimp, "face")
     info = gimp["engines"].get("face")
     if info is None or not info["ready"]:
-        assert rec["status"] == "EXECUTION_ERROR"
-        if info is None:
-            assert "has no 'face' engine" in rec["message"]
-        else:
-            assert "'face' engine is not ready" in rec["message"]
-            assert info["reason"].strip() in rec["message"]
-        _assert_nothing_added(rec)
+        for tag in ("face", "face_template"):
+            rec = _scenario(gimp, tag)
+            assert rec["status"] == "EXECUTION_ERROR"
+            if info is None:
+                assert "has no 'face' engine" in rec["message"]
+            else:
+                assert "'face' engine is not ready" in rec["message"]
+                assert info["reason"].strip() in rec["message"]
+            _assert_nothing_added(rec)
     else:
+        # the layer as the face template (the behaviour before the engine could find faces)
+        rec = _scenario(gimp, "face_template")
         _assert_success(rec)
         assert rec["new_layers"][0]["name"].startswith("Face (female) of ")
+        # the default: the face found in the layer, which needs the locator's weights
+        rec = _scenario(gimp, "face")
+        if _locator_ready():
+            _assert_success(rec)
+            new, src = rec["new_layers"][0], rec["source"]
+            assert (new["width"], new["height"], new["offsets"]) == (src["width"], src["height"], src["offsets"])
+            assert new["has_alpha"]
+        else:
+            assert rec["status"] == "EXECUTION_ERROR" and "locator" in rec["message"], rec["message"]
+            _assert_nothing_added(rec)
     # the face procedure's own layer machinery, through the echo engine
     rec = _scenario(gimp, "face_echo")
     _assert_success(rec)
     assert _dump(gimp, rec["new_layers"][0]["dump"]) == _dump(gimp, rec["source"]["dump"])
+
+
+def test_sketch_to_face_finds_the_face_in_the_layer_by_default(gimp):
+    rec = _scenario(gimp, "face_auto_echo")
+    _assert_success(rec)
+    new, src = rec["new_layers"][0], rec["source"]
+    sent = _dump(gimp, src["dump"])
+    job = _echo_face_job(gimp, sent)
+    assert job["params"]["align"] == "auto" and job["params"]["outside"] == "transparent", job["params"]
+    assert job["params"]["gender"] == "female" and job["outputs"] == ["face"]
+    # the result layer: where the input is, with its alpha (the stand-in returns the layer itself)
+    assert new["name"] == "Face (female) of Background"
+    assert (new["width"], new["height"], new["offsets"]) == (src["width"], src["height"], src["offsets"])
+    assert new["has_alpha"] and new["type"] == LAYER_RGBA
+    assert _dump(gimp, new["dump"]) == sent
+    # the engine's note reaches the user (Gimp.message: on the console in batch mode)
+    assert f"Drew the face at x 0, y 0, {src['width']} x {src['height']} pixels." in gimp["run1"]["log"]
+
+
+def test_sketch_to_face_paper_around_the_face(gimp):
+    rec = _scenario(gimp, "face_paper_echo")
+    _assert_success(rec)
+    job = _echo_face_job(gimp, _dump(gimp, rec["source"]["dump"]))
+    assert job["params"]["align"] == "auto" and job["params"]["outside"] == "paper", job["params"]
+
+
+def test_sketch_to_face_on_a_selection_and_an_offset_layer(gimp):
+    rec = _scenario(gimp, "face_sel_echo")
+    _assert_success(rec)
+    new, src = rec["new_layers"][0], rec["source"]
+    x, y, w, h = ELLIPSE
+    sent = _crop_rgba(_dump(gimp, src["dump"]), src["width"], x, y, w, h)
+    assert _echo_face_job(gimp, sent)["params"]["align"] == "auto"
+    assert new["offsets"] == [x, y] and (new["width"], new["height"]) == (w, h) and "mask" in new
+    assert _dump(gimp, new["dump"]) == sent
+    assert f"Drew the face at x 0, y 0, {w} x {h} pixels." in gimp["run1"]["log"]
+    # the layer as the face template, on a layer smaller than the canvas and away from its origin
+    rec = _scenario(gimp, "face_off_echo")
+    _assert_success(rec)
+    new, src = rec["new_layers"][0], rec["source"]
+    sent = _dump(gimp, src["dump"])
+    assert _echo_face_job(gimp, sent)["params"]["align"] == "template"
+    assert new["offsets"] == SMALL_OFFSETS and [new["width"], new["height"]] == SMALL_RECT[2:]
+    assert _dump(gimp, new["dump"]) == sent
+
+
+def test_no_face_is_explained_and_the_image_is_unchanged(gimp):
+    from facesketch_client import jobs
+    rec = _scenario(gimp, "no_face")
+    assert rec["status"] == "EXECUTION_ERROR"
+    assert rec["message"] == jobs.no_face_message("GIMP"), rec["message"]
+    assert rec["message"].startswith("No face was found in this layer. Draw the face as a line drawing")
+    assert "\u201cThe layer is the face template\u201d" in rec["message"] and "Traceback" not in rec["message"]
+    _assert_nothing_added(rec)
+    refused = [e for e in _journal(gimp) if e["engine"] == "echo_face" and e["event"] == "no_face"]
+    assert len(refused) == 1 and refused[0]["shape"] == [150, 200, 4] and refused[0]["params"]["align"] == "auto"
 
 
 def test_progress_and_timeout(gimp):

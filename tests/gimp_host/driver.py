@@ -192,6 +192,18 @@ def scenario_big(c):
     return rec
 
 
+def scenario_blank(c):
+    """A plain white layer: nothing drawn on it."""
+    w, h = c["size"]
+    image = Gimp.Image.new(w, h, Gimp.ImageBaseType.RGB)
+    layer = Gimp.Layer.new(image, "blank", w, h, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, None, 0)
+    layer.fill(Gimp.FillType.WHITE)
+    rec = run_on(c["tag"], image, layer, c["proc"], **c.get("args", {}))
+    image.delete()
+    return rec
+
+
 def scenario_with_timeout(c):
     """scenario_photo with the settings' timeout set to c["timeout"] (restored afterwards)."""
     call("facesketch-backend-settings", timeout=c["timeout"], save=True, test=False)
@@ -209,7 +221,7 @@ def scenario_killed(c):
 
 
 SCENARIOS = {"settings": scenario_settings, "photo": scenario_photo, "selection": scenario_selection,
-             "offset_layer": scenario_offset_layer, "mode": scenario_mode, "big": scenario_big,
+             "offset_layer": scenario_offset_layer, "mode": scenario_mode, "big": scenario_big, "blank": scenario_blank,
              "with_timeout": scenario_with_timeout, "killed": scenario_killed}
 
 for c in CFG["scenarios"]:

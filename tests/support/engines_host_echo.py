@@ -6,6 +6,10 @@ plug-in cannot tell them apart; the test's checks can then be byte-exact. Both a
 event to the file named by FACESKETCH_TEST_JOURNAL (what the engine received and how the job ended), and
 hold each job for the seconds written in the file named by FACESKETCH_TEST_DELAY (0 when it is missing),
 reporting progress and honouring cancel meanwhile.
+
+With align "auto" the face stand-in plays the real engine's search for the face: a layer without ink (only
+white or transparent pixels) gets the real engine's `no_face` error, any other layer a note saying where the
+face was drawn (the whole layer), as the real engine's notes do.
 """
 from __future__ import annotations
 
@@ -16,8 +20,11 @@ import threading
 import time
 import zlib
 
-from facesketch.backend.engines.base import Cancelled
+import numpy as np
+
+from facesketch.backend.engines.base import Cancelled, EngineError
 from facesketch.backend.engines.face import FaceEngine
+from facesketch.backend.engines.face_placement import NO_FACE_MESSAGE
 from facesketch.backend.engines.sketch import SketchEngine
 
 _counter = itertools.count(1)
@@ -61,6 +68,22 @@ def _echo(engine: str, images, params, outputs, job, results) -> dict:
     return {name: image for name in results}
 
 
+def _has_ink(image) -> bool:
+    """Whether any pixel is neither transparent nor white (what a drawn line is)."""
+    paper = np.iinfo(image.dtype).max
+    return bool(((image[..., 3] > 0) & (image[..., :3].min(axis=-1) < paper)).any())
+
+
+def _find_face(engine: str, image, params, job) -> None:
+    """align auto: no ink -> the real engine's no_face error (journaled); else a note as the real engine's."""
+    h, w = image.shape[:2]
+    if not _has_ink(image):
+        _journal({"n": next(_counter), "engine": engine, "event": "no_face", "params": dict(params),
+                  "shape": list(image.shape), "t": time.time()})
+        raise EngineError("no_face", NO_FACE_MESSAGE)
+    job.note(f"drew the face at x 0, y 0, {w} x {h} pixels")
+
+
 class EchoFaceEngine(FaceEngine):
     summary = "test stand-in: returns the sketch as the face and as the shadow"
 
@@ -71,7 +94,9 @@ class EchoFaceEngine(FaceEngine):
         pass
 
     def run(self, images, params, outputs, job):
-        return _echo("face", images, params, outputs, job, outputs)
+        if params.get("align") == "auto":
+            _find_face(self.name, images["image"], params, job)
+        return _echo(self.name, images, params, outputs, job, outputs)
 
 
 class EchoSketchEngine(SketchEngine):

@@ -3,7 +3,7 @@
 
 Procedures (GIMP 3.0 API, Filters > Artistic):
   facesketch-sketchify         "Sketchify photo..."    active layer (or the selection in it) -> new sketch layer
-  facesketch-sketch-to-face    "Sketch to face..."     sketch layer -> new face layer
+  facesketch-sketch-to-face    "Sketch to face..."     a face drawn anywhere in the layer (or selection) -> new face layer
   facesketch-backend-settings  "Face sketch backend..." address, keys, timeout, auto-start, test connection
 
 This file is only the GIMP side: arguments, dialogs, reading/writing pixels, layers, undo, progress.
@@ -250,6 +250,19 @@ def _ordered_outputs(results, preferred):
     return order
 
 
+def _report_notes(results, progress):
+    """The backend's remarks about the run (e.g. where it found the face), as GIMP reports other information:
+    the progress text and a message (the Error Console, a message box, or the console in batch mode)."""
+    text = jobs.notes_text(jobs.result_notes(results))
+    if not text:
+        return
+    progress(0.95, text)
+    try:
+        Gimp.message(text)
+    except Exception:
+        pass
+
+
 def _image_job(procedure, image, drawables, engine, params, extra_output, preferred, detail, opacity, text):
     layer = _single_layer(drawables)
     x, y, w, h, data = _read_region(layer)
@@ -258,6 +271,7 @@ def _image_job(procedure, image, drawables, engine, params, extra_output, prefer
         results = _run_engine(engine, params, extra_output, w, h, data, progress)
         order = _ordered_outputs(results, preferred)
         _insert_results(image, layer, (x, y, w, h), results, order, detail, opacity)
+        _report_notes(results, progress)
     finally:
         progress.done()
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
@@ -332,7 +346,13 @@ def _face_layout(dialog):
     sliders = [arg for arg, _engine_name, _label in FACE_ARGS]
     for prop in sliders + ["opacity"]:
         dialog.get_spin_scale(prop, 1.0)
-    dialog.fill(sliders + ["gender", "add-shadow", "opacity"])
+    try:  # what surrounds the face only matters when the face is found in the layer
+        values = Gimp.ValueArray.new(1)
+        values.append(GObject.Value(GObject.TYPE_STRING, "auto"))
+        dialog.set_sensitive_if_in("outside", None, "align", values, True)
+    except Exception:
+        pass
+    dialog.fill(["align", "outside"] + sliders + ["gender", "add-shadow", "opacity"])
 
 
 def run_sketchify(procedure, run_mode, image, drawables, config, _data):
@@ -365,7 +385,8 @@ def run_sketch_to_face(procedure, run_mode, image, drawables, config, _data):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
         values = {name: config.get_property(arg) for arg, name, _label in FACE_ARGS}
-        params = jobs.face_params(values, config.get_property("gender"))
+        params = jobs.face_params(values, config.get_property("gender"), config.get_property("align"),
+                                  config.get_property("outside"))
         params.update(jobs.parse_extra_params(config.get_property("extra-params")))
         return _image_job(procedure, image, drawables, config.get_property("engine") or "face", params,
                           "shadow" if config.get_property("add-shadow") else None, ["face", "image", "shadow"],
@@ -558,9 +579,21 @@ class FaceSketch(Gimp.PlugIn):
     def _face(self, name):
         p = self._image_procedure(
             name, run_sketch_to_face, "Sketch to _face\u2026", "Draw a realistic face from a sketch",
-            "Sends the active (sketch) layer to the facesketch backend and adds the generated face as a new "
-            "layer above it. The sliders choose how far each part follows the sketch (0) or a plausible "
-            "face (1).")
+            "Sends the active layer (or the selected part of it) to the facesketch backend, which finds the face "
+            "drawn in it at any size and place, and adds the generated face as a new layer above it, where the "
+            "drawing is; around the face the new layer is transparent (or paper). The original layer is not "
+            "changed. The sliders choose how far each part follows the sketch (0) or a plausible face (1).")
+        choice = Gimp.Choice.new()
+        for i, (value, label) in enumerate(jobs.FACE_ALIGNS):
+            choice.add(value, i, label, "")
+        p.add_choice_argument("align", "_Align", "Where the face is: found anywhere in the layer, or the whole "
+                              "layer is the face template (eyes, nose and mouth where the template puts them)",
+                              choice, "auto", RW)
+        choice = Gimp.Choice.new()
+        for i, (value, label) in enumerate(jobs.FACE_OUTSIDES):
+            choice.add(value, i, label, "")
+        p.add_choice_argument("outside", "Around the _face", "What the new layer holds around the face it found: "
+                              "transparent (the drawing shows through) or paper", choice, "transparent", RW)
         for arg, engine_name, label in FACE_ARGS:
             # defaults as the engine's and the CLI's: the most plausible face (GIMP registers procedures
             # before any backend is asked, so this default cannot come from the hello reply)
