@@ -1,4 +1,4 @@
-"""The one shared state of the plug-in: connection, status line and the two workflows.
+"""The one shared state of the plug-in: connection, status line and the workflows.
 
 Krita creates one docker per window and one set of actions per window; all of them talk to this
 single object, so a job started from a menu shows its progress in every docker.
@@ -6,7 +6,7 @@ single object, so a job started from a menu shows its progress in every docker.
 from __future__ import annotations
 
 from .connection import Connection
-from .workflow import FACE_ENGINE, SKETCH_ENGINE, FaceWorkflow, SketchifyWorkflow, Status
+from .workflow import FACE_ENGINE, SKETCH_ENGINE, FaceWorkflow, LayerFaceWorkflow, SketchifyWorkflow, Status
 
 _app = None
 
@@ -16,6 +16,7 @@ class App:
         self.connection = Connection()
         self.status = Status()
         self.face = FaceWorkflow(self.connection, self.status)
+        self.layer_face = LayerFaceWorkflow(self.connection, self.status, self.face)
         self.sketchify = SketchifyWorkflow(self.connection, self.status)
         self.connection.state_changed.connect(self._connection_changed)
         self.connection.caps_changed.connect(self._caps_changed)

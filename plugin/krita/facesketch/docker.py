@@ -76,6 +76,12 @@ class FaceSketchDocker(DockWidget):
         self.new_canvas_button.setToolTip("A white document at the face model's size with a template for eyes, "
                                           "nose and mouth, and an empty Sketch layer to draw on.")
         self.new_canvas_button.clicked.connect(lambda: face._safe(face.new_canvas))
+        self.face_from_layer_button = _named(QPushButton("Face from active layer"), "face_from_layer")
+        self.face_from_layer_button.setToolTip("Find the face drawn anywhere on the active layer (or in the "
+                                               "selection) and add the generated face as a new layer above it, at "
+                                               "the same place; around the face the new layer is transparent. "
+                                               "Uses the sliders and gender below.")
+        self.face_from_layer_button.clicked.connect(self.app.layer_face.run)
         self.generate_button = _named(QPushButton("Generate"), "generate")
         self.generate_button.clicked.connect(face.generate)
         self.live_check = _named(QCheckBox("Live"), "live")
@@ -87,7 +93,10 @@ class FaceSketchDocker(DockWidget):
         self.keep_button = _named(QPushButton("Keep"), "keep")
         self.keep_button.setToolTip("Turn the preview into a normal layer.")
         self.keep_button.clicked.connect(face.keep)
-        grid.addWidget(self.new_canvas_button, 0, 0, 1, 3)
+        row = QHBoxLayout()
+        row.addWidget(self.new_canvas_button)
+        row.addWidget(self.face_from_layer_button)
+        grid.addLayout(row, 0, 0, 1, 3)
         grid.addWidget(self.generate_button, 1, 0)
         grid.addWidget(self.live_check, 1, 1)
         grid.addWidget(self.keep_button, 1, 2)

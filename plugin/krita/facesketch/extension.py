@@ -11,6 +11,7 @@ ACTIONS = (
     ("facesketch_sketchify", "Sketchify Active Layer", lambda a: a.sketchify.run()),
     ("facesketch_new_face_canvas", "New Face Canvas", lambda a: a.face._safe(a.face.new_canvas)),
     ("facesketch_generate_face", "Generate Face from Sketch", lambda a: a.face.generate()),
+    ("facesketch_face_from_layer", "Face from Active Layer", lambda a: a.layer_face.run()),
     ("facesketch_keep_face", "Keep Face Preview", lambda a: a.face.keep()),
     ("facesketch_settings", "Face Sketch Settings…", None),
 )

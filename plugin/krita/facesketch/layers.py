@@ -130,6 +130,21 @@ def clamp_to_canvas(doc, node) -> tuple[int, int, int, int] | None:
     return x0, y0, x1 - x0, y1 - y0
 
 
+def region_to_send(doc, node) -> tuple[int, int, int, int] | None:
+    """The node's bounds clipped to the canvas and, when something is selected, to the selection's bounding
+    box; None when nothing is left."""
+    rect = clamp_to_canvas(doc, node)
+    selection = doc.selection()
+    if rect is None or selection is None or selection.width() <= 0 or selection.height() <= 0:
+        return rect
+    x0, y0 = max(rect[0], selection.x()), max(rect[1], selection.y())
+    x1 = min(rect[0] + rect[2], selection.x() + selection.width())
+    y1 = min(rect[1] + rect[3], selection.y() + selection.height())
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1 - x0, y1 - y0
+
+
 def new_layer(doc, name: str, image: Image | None, x: int = 0, y: int = 0, parent=None, above=None,
               opacity: float = 1.0, locked: bool = False, visible: bool = True):
     """A new paint layer holding `image` at (x, y) (or empty), inserted above `above` (or at the top of

@@ -1,4 +1,5 @@
-"""What the docker's buttons do, without any widgets: face canvas, generate/live, shadow guide, keep, sketchify.
+"""What the docker's buttons do, without any widgets: face canvas, generate/live, shadow guide, keep, face from
+the active layer, sketchify.
 
 Layout of a face canvas (one document, two squares side by side):
 
@@ -212,7 +213,9 @@ class FaceWorkflow(QObject):
     # -- submitting ---------------------------------------------------------------------------------
 
     def _engine_params(self) -> dict:
-        return jobs.supported_params(self.params, self.connection.engine(FACE_ENGINE))
+        # the canvas is the face template: the engine must not look for the face elsewhere (align "template")
+        params = jobs.face_params(self.params, self.params["gender"], align="template")
+        return jobs.supported_params(params, self.connection.engine(FACE_ENGINE))
 
     def _outputs(self) -> list:
         return ["face", "shadow"] if self.shadow_guide else ["face"]
@@ -441,6 +444,91 @@ def _node_below(node):
     ids = [layers.node_id(n) for n in siblings]
     i = ids.index(layers.node_id(node))
     return siblings[i - 1] if i > 0 else None
+
+
+class LayerFaceWorkflow(QObject):
+    """Sketch -> face on any paint layer ('Face from active layer'): the face engine finds the face drawn in the
+    layer (or in the selection) at any size and place (align "auto"); the result is a new layer right above the
+    source, at the same position, transparent around the face. Sliders and gender are the face canvas's."""
+
+    PURPOSE = "Face from active layer"
+
+    def __init__(self, connection, status, face: FaceWorkflow, parent=None):
+        super().__init__(parent)
+        self.connection = connection
+        self.status = status
+        self.face = face
+
+    def params(self) -> dict:
+        params = jobs.face_params(self.face.params, self.face.params["gender"], align="auto", outside="transparent")
+        return jobs.supported_params(params, self.connection.engine(FACE_ENGINE))
+
+    def run(self) -> str | None:
+        try:
+            return self._run()
+        except (InputError, ValueError) as exc:
+            self.status.show(str(exc))
+        except BackendError as exc:
+            self.status.show(self.connection.explain(exc))
+        return None
+
+    def _run(self) -> str:
+        doc = Krita.instance().activeDocument()
+        if doc is None:
+            raise InputError(f"Open an image first: {self.PURPOSE} works on the active layer.")
+        node = doc.activeNode()
+        layers.check_paint_layer(node, self.PURPOSE)
+        rect = layers.region_to_send(doc, node)
+        if rect is None:
+            raise InputError(f"'{node.name()}' is empty inside the canvas or the selection: draw a face on it first.")
+        limit = (self.connection.caps or {}).get("max_pixels")
+        if limit and rect[2] * rect[3] > limit:
+            raise InputError(f"'{node.name()}': " + jobs.too_large_message(rect[2], rect[3], limit))
+        image = layers.read_layer(node, *rect)
+        key, source_id = doc_key(doc), layers.node_id(node)
+        t_submit = time.monotonic()
+        job_id = self.connection.submit(
+            FACE_ENGINE, {"image": image}, self.params(), ["face"], None,
+            on_result=lambda jid, images: self._guard(lambda: self._on_result(jid, images, key, source_id, rect,
+                                                                              t_submit)),
+            on_error=lambda jid, err: self._on_error(jid, err),
+            on_progress=lambda jid, f, msg: self.status.show(f"Face: {msg or 'working'} …", f))
+        self.status.running[job_id] = self
+        self.status.show(f"Looking for the face in '{node.name()}' …", 0.0)
+        return job_id
+
+    def _guard(self, fn):
+        try:
+            fn()
+        except InputError as exc:
+            self.status.show(str(exc))
+
+    def _on_error(self, job_id, err) -> None:
+        self.status.running.pop(job_id, None)
+        self.status.show("Cancelled." if err.code == "cancelled" else self.connection.explain(err))
+
+    def _on_result(self, job_id, images, key, source_id, rect, t_submit) -> None:
+        self.status.running.pop(job_id, None)
+        seconds = time.monotonic() - t_submit
+        doc = find_document(key)
+        if doc is None:
+            self.status.show("The image was closed before the face arrived.")
+            return
+        result = images.get("face")
+        if result is None:
+            self.status.show("The backend answered without a face; update the backend.")
+            return
+        source = layers.find_node(doc, source_id)
+        name = f"{source.name() if source is not None else 'Layer'} (face)"
+        layers.new_layer(doc, name, result, rect[0], rect[1],
+                         parent=source.parentNode() if source is not None else doc.rootNode(),
+                         above=source)
+        doc.refreshProjection()
+        notes = jobs.notes_text(jobs.result_notes(images))
+        self.status.show(f"Face ready as layer '{name}' ({seconds:.2f} s)." + (f" {notes}" if notes else ""))
+
+    def cancel(self, job_id: str) -> None:
+        self.connection.cancel(job_id)
 
 
 class SketchifyWorkflow(QObject):

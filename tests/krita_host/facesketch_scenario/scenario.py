@@ -299,8 +299,8 @@ def scenario(r: Runner):
     qwin.resizeDocks([docker], [400], Qt.Horizontal)
     r.check("docker title", docker.windowTitle() == "Face Sketch", docker.windowTitle())
     actions = {i: k.action(i) is not None for i in ("facesketch_sketchify", "facesketch_new_face_canvas",
-                                                      "facesketch_generate_face", "facesketch_keep_face",
-                                                      "facesketch_settings")}
+                                                      "facesketch_generate_face", "facesketch_face_from_layer",
+                                                      "facesketch_keep_face", "facesketch_settings")}
     r.check("actions registered with ids", all(actions.values()), actions)
 
     def connected_to(address):
@@ -427,6 +427,8 @@ def scenario(r: Runner):
             ok and len(jobs_) == 1 and jobs_[0]["outputs"] == ["face"] and jobs_[0]["params"]["gender"] == "female"
             and all(jobs_[0]["params"][p] == 1.0 for p in ("blend_left_eye", "blend_nose", "master"))
             and jobs_[0]["shape"] == [size, size, 4], jobs_)
+    r.check("face canvas: Generate sends align 'template' (the canvas is the face template)",
+            bool(jobs_) and jobs_[0]["params"].get("align") == "template", jobs_[0]["params"] if jobs_ else None)
     prev = find(doc, PREVIEW_NAME)
     r.check("preview layer at the top, locked, beside the sketch", prev is not None and names(doc)[-1] == PREVIEW_NAME
             and prev.locked() and prev.bounds().x() == preview_x, names(doc))
@@ -632,6 +634,9 @@ def scenario(r: Runner):
         find(photo_doc, "Photo (sketch)").remove()
     style.setCurrentIndex(style.findData("1"))
 
+    # ---- Face from active layer: the face engine finds the face anywhere in a layer; the result goes above it
+    yield from face_from_layer(r, w, journal, photo_doc, photo, pixels, (px, py, pw, ph))
+
     # 16-bit document: sent as RGBA16 and written back exactly
     doc16 = k.createDocument(40, 30, "Photo16", "RGBA", "U16", "", 72.0)
     _window().addView(doc16)
@@ -746,6 +751,88 @@ def scenario(r: Runner):
     ok = yield Wait(lambda: "Not connected" in connection.text(), 5, "not connected")
     r.check("backend stopped: the docker shows 'Not connected'", ok, connection.text())
     yield from settings_dialog_and_autostart(r, widgets, doc, sketch, size)
+
+
+def face_from_layer(r: Runner, w, journal, doc, photo, pixels, rect):
+    """'Face from active layer' through the echo stand-in: what it sends (align auto, the layer's own pixels, the
+    docker's sliders), the new layer right above the source at its position, the engine's note on the status
+    line, a selection, and the no_face answer for a layer with nothing drawn on it."""
+    from krita import Selection
+    k = Krita.instance()
+    button, status = w("face_from_layer", QPushButton), w("status", QLabel)
+    px, py, pw, ph = rect
+    r.check("face from active layer: the button is in the docker", button is not None)
+    if button is None:
+        return
+    yield from _activate(doc, "Photo")
+    n0 = len(journal.starts("face"))
+    button.click()
+    r.check("face from active layer: the UI does not wait for the backend (the job runs in the background)",
+            find(doc, "Photo (face)") is None and status.text().startswith("Looking for the face in 'Photo'"),
+            status.text())
+    ok = yield Wait(lambda: find(doc, "Photo (face)") is not None and status.text().startswith("Face ready"), 20,
+                    "face from the active layer")
+    jobs_ = journal.starts("face")[n0:]
+    params = jobs_[0]["params"] if jobs_ else {}
+    r.check("face from active layer: one job with align auto, transparent around the face, the docker's sliders",
+            ok and len(jobs_) == 1 and params.get("align") == "auto" and params.get("outside") == "transparent"
+            and params.get("blend_nose") == 0.4 and params.get("gender") == "female" and jobs_[0]["outputs"] == ["face"],
+            jobs_)
+    r.check("face from active layer: sends the active layer's own pixels",
+            bool(jobs_) and jobs_[0]["shape"] == [ph, pw, 4] and jobs_[0]["crc32"] == rgba_crc(pixels), jobs_)
+    r.check("face from active layer: one new layer, directly above the source",
+            names(doc) == ["Background", "Photo", "Photo (face)", "Above"], names(doc))
+    result = find(doc, "Photo (face)")
+    if result is not None:
+        b = result.bounds()
+        r.check("face from active layer: the result at the source's position, byte-exact (echo)",
+                (b.x(), b.y(), b.width(), b.height()) == rect and bytes(result.pixelData(px, py, pw, ph)) == pixels,
+                [b.x(), b.y(), b.width(), b.height()])
+        result.remove()
+    r.check("face from active layer: the source layer untouched", bytes(photo.pixelData(px, py, pw, ph)) == pixels)
+    r.check("face from active layer: the engine's note on the status line",
+            f"Drew the face at x 0, y 0, {pw} x {ph} pixels." in status.text(), status.text())
+
+    # with a selection: only the selection's box is sent, and the face goes there
+    sx, sy, sw, sh = px + 10, py + 5, 30, 20
+    sel = Selection()
+    sel.select(sx, sy, sw, sh, 255)
+    doc.setSelection(sel)
+    yield from _activate(doc, "Photo")
+    n0 = len(journal.starts("face"))
+    button.click()
+    ok = yield Wait(lambda: find(doc, "Photo (face)") is not None and status.text().startswith("Face ready"), 20,
+                    "face from the selection")
+    jobs_ = journal.starts("face")[n0:]
+    result = find(doc, "Photo (face)")
+    b = result.bounds() if result is not None else None
+    r.check("face from active layer with a selection: the selection's box is sent and the face put there",
+            ok and len(jobs_) == 1 and jobs_[0]["shape"] == [sh, sw, 4] and b is not None
+            and (b.x(), b.y(), b.width(), b.height()) == (sx, sy, sw, sh),
+            {"jobs": jobs_, "bounds": [b.x(), b.y(), b.width(), b.height()] if b is not None else None})
+    if result is not None:
+        result.remove()
+    k.action("deselect").trigger()
+    doc.waitForDone()
+
+    # nothing drawn: the backend finds no face; the message says what to draw, nothing is added
+    paper = doc.createNode("Paper", "paintlayer")
+    paper.setPixelData(b"\xff" * (40 * 30 * 4), 5, 5, 40, 30)
+    doc.rootNode().addChildNode(paper, None)
+    yield from _activate(doc, "Paper")
+    before = names(doc)
+    refused_before = sum(1 for e in journal.entries() if e["event"] == "no_face")
+    button.click()
+    ok = yield Wait(lambda: "No face was found" in status.text(), 10, "the no-face answer")
+    r.check("no face in the layer: the status line says what to draw, and offers the face canvas",
+            ok and status.text().startswith("No face was found in this layer. Draw the face as a line drawing")
+            and "New face canvas" in status.text(), status.text())
+    r.check("no face in the layer: asked once, nothing added, the layer untouched",
+            sum(1 for e in journal.entries() if e["event"] == "no_face") == refused_before + 1
+            and names(doc) == before and bytes(paper.pixelData(5, 5, 40, 30)) == b"\xff" * (40 * 30 * 4),
+            names(doc))
+    paper.remove()
+    yield 0.2
 
 
 def _set_delay(backend: dict, seconds: float) -> None:
