@@ -30,7 +30,7 @@ from facesketch_client import protocol
 from facesketch_client.protocol import ErrorCode
 
 from .engines.base import Cancelled, JobContext
-from .service import PROGRESS_INTERVAL_S, Job, Service, compute, engine_failure
+from .service import PROGRESS_INTERVAL_S, Job, Service, compute, engine_failure, result_header
 
 log = logging.getLogger("facesketch.scale_out")
 
@@ -83,7 +83,7 @@ class EngineWorker:
 
     def run(self, key, engine_name: str, specs: list, buffers: list, params: dict, outputs: list,
             reply_format: str | None):
-        """("result", specs, frames, seconds) | ("cancelled",) | ("error", code, message)."""
+        """("result", specs, frames, seconds, notes) | ("cancelled",) | ("error", code, message)."""
         started = time.perf_counter()
         engine = self.engines.get(engine_name)
         ctx = JobContext(self.device, lambda f, m: self._progress.__setitem__(key, (f, m)),
@@ -98,7 +98,7 @@ class EngineWorker:
                     engine.load(self.device)
                     self.loaded.add(engine_name)
             out_specs, frames = compute(engine, specs, buffers, params, outputs, reply_format, ctx)
-            return ("result", out_specs, [bytes(f) for f in frames], time.perf_counter() - started)
+            return ("result", out_specs, [bytes(f) for f in frames], time.perf_counter() - started, ctx.notes)
         except Cancelled:
             return ("cancelled",)
         except Exception as exc:
@@ -175,10 +175,9 @@ class RayRunner:
                                 f"the backend failed on this request ({exc.__class__.__name__}); details are in its log")
             return
         if outcome[0] == "result":
-            _, specs, frames, seconds = outcome
+            _, specs, frames, seconds, notes = outcome
             self.served += 1
-            service._post(outbox, job, {"kind": protocol.KIND_RESULT, "images": specs, "elapsed_s": round(seconds, 4),
-                                        "worker": self.index}, frames)
+            service._post(outbox, job, result_header(specs, seconds, notes, worker=self.index), frames)
         elif outcome[0] == "cancelled":
             if job.cancel_reason != "gone":
                 service._post_error(outbox, job, ErrorCode.CANCELLED, "cancelled at the client's request")

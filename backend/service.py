@@ -464,8 +464,9 @@ class Service:
 
 def compute(engine: Engine, specs: list, buffers: list, params: dict, outputs: list, reply_format: str | None,
             ctx: JobContext) -> tuple[list, list]:
-    """Decode the request's pixels, run the engine, encode its outputs: (image specs, frames) of the result.
-    The one path from frames to a result, for the local worker and for Ray actors alike."""
+    """Decode the request's pixels, run the engine, encode its outputs: (image specs, frames) of the result
+    (the engine's remarks are in ctx.notes). The one path from frames to a result, for the local worker and
+    for Ray actors alike."""
     images = {s["name"]: pixels.decode(s, b) for s, b in zip(specs, buffers)}
     ctx.check()
     result = engine.run(images, params, outputs, ctx)
@@ -477,6 +478,13 @@ def compute(engine: Engine, specs: list, buffers: list, params: dict, outputs: l
         out_specs.append(protocol.image_spec(name, w, h, fmt, stride))
         frames.append(buf)
     return out_specs, frames
+
+
+def result_header(specs: list, elapsed: float, notes=(), **extra) -> dict:
+    header = {"kind": protocol.KIND_RESULT, "images": specs, "elapsed_s": round(elapsed, 4), **extra}
+    if notes:
+        header["notes"] = list(notes)
+    return header
 
 
 class LocalRunner:
@@ -502,8 +510,7 @@ class LocalRunner:
             specs, frames = compute(job.engine, job.specs, [f.buffer for f in job.frames], job.params, job.outputs,
                                     job.reply_format, ctx)
             elapsed = time.perf_counter() - started
-            service._post(outbox, job, {"kind": protocol.KIND_RESULT, "images": specs,
-                                        "elapsed_s": round(elapsed, 4)}, frames)
+            service._post(outbox, job, result_header(specs, elapsed, ctx.notes), frames)
             log.debug("request %r: %s done in %.3f s", job.request_id, job.engine.name, elapsed)
         except Cancelled:
             if job.cancel_reason != "gone":

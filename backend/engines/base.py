@@ -134,6 +134,12 @@ class JobContext:
         self.device = device
         self._progress = progress or (lambda fraction, message: None)
         self._cancelled = cancelled or (lambda: False)
+        self.notes: list[str] = []
+
+    def note(self, message: str) -> None:
+        """A plain-language remark that goes with the result (the result header's `notes`), e.g. that a
+        picture held several faces and which one was drawn."""
+        self.notes.append(str(message))
 
     def progress(self, fraction: float, message: str = "") -> None:
         """Report progress in [0, 1). The service sends 1.0 itself once the result is on its way."""

@@ -70,6 +70,15 @@ class Image:
         return f"Image({self.width}x{self.height} {self.format}, stride {self.stride})"
 
 
+class Result(dict):
+    """A run's output images by name, with the backend's remarks about the run (`notes`: plain-language
+    sentences, e.g. that the picture held several faces and which one was drawn)."""
+
+    def __init__(self, *args, notes=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.notes = list(notes)
+
+
 _MONITOR_EVENTS = (zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
                    | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
@@ -272,11 +281,12 @@ class _Connection:
         return header, list(frames[1:])
 
     @staticmethod
-    def result_images(header: dict, frames: list) -> dict[str, Image]:
+    def result_images(header: dict, frames: list) -> "Result":
         specs = header.get("images") or []
         if len(specs) != len(frames):
             raise BackendError(ErrorCode.BAD_FRAMES, "the backend's reply is missing image data")
-        out = {}
+        notes = header.get("notes") or []
+        out = Result(notes=[str(n) for n in notes] if isinstance(notes, list) else [])
         for spec, frame in zip(specs, frames):
             buf = frame.buffer if hasattr(frame, "buffer") else frame
             try:
@@ -313,7 +323,7 @@ class Client(_Connection):
     def run(self, engine: str, images: Mapping[str, Image], params: Mapping | None = None, outputs=None,
             on_progress: Callable[[float, str], None] | None = None,
             is_cancelled: Callable[[], bool] | None = None, timeout: float | None = None,
-            reply_format: str | None = None, supersede: str | None = None) -> dict[str, Image]:
+            reply_format: str | None = None, supersede: str | None = None) -> Result:
         largest, pixels = self.payload_size(images)
         too_large = self.oversize(largest, pixels)
         if too_large is not None:

@@ -73,6 +73,7 @@ class ErrorCode:
     UNKNOWN_PARAM = "unknown_param"
     BAD_PARAM = "bad_param"
     NOT_READY = "not_ready"            # engine has no trained weights (the message says why)
+    NO_FACE = "no_face"                # the face engine found no drawn face in the layer (the message says what to draw)
     CANCELLED = "cancelled"
     SUPERSEDED = "superseded"          # a newer request with the same supersede key replaced it
     BUSY = "busy"                      # the queue is full; try again shortly
