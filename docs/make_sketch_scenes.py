@@ -15,10 +15,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
-import subprocess
 import sys
-import tempfile
-import zipfile
 
 import numpy as np
 from PIL import Image
@@ -26,26 +23,17 @@ from PIL import Image
 from facesketch.backend.engines.base import JobContext
 from facesketch.backend.engines.sketch import SketchEngine
 from facesketch.models.metrics import periodic_energy
-from facesketch.models.paths import REPO, cache_dir, weights_dir
+from facesketch.models.data.skimage_pictures import pictures
+from facesketch.models.paths import REPO, weights_dir
 from facesketch.models.pencil import dodge_sketch
 
-SKIMAGE = "scikit-image==0.26.0"
 SCENES = ("camera.png", "astronaut.png", "coffee.png", "chelsea.png")
 SAMPLE = os.path.join(REPO, "tests", "data", "fs2k_samples", "photo", "photo1")
 ROW_H = 256
 
 
 def skimage_pictures() -> dict[str, np.ndarray]:
-    folder = cache_dir("skimage-data")
-    if not all(os.path.isfile(os.path.join(folder, n)) for n in SCENES):
-        os.makedirs(folder, exist_ok=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", SKIMAGE, "-d", tmp], check=True)
-            with zipfile.ZipFile(glob.glob(os.path.join(tmp, "*.whl"))[0]) as z:
-                for n in SCENES:
-                    with open(os.path.join(folder, n), "wb") as f:
-                        f.write(z.read("skimage/data/" + n))
-    return {n: np.asarray(Image.open(os.path.join(folder, n)).convert("RGB")) for n in SCENES}
+    return pictures(SCENES)
 
 
 def sketch(engine: SketchEngine, rgb: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
     python -m facesketch.models.eval sketch --data PACK [--limit N] [--pix2pix PATH]
     python -m facesketch.models.eval face   --data PACK [--limit N]   (models/eval_face.py)
+    python -m facesketch.models.eval locator [--limit N]            (models/eval_locator.py)
 
 Methods, all on the pack's aligned 256x256 test photos, compared with the aligned artist sketch of
 each photo (each photo is drawn in its own annotated style):
@@ -184,6 +185,9 @@ def main(argv=None) -> int:
     if argv[:1] == ["face"]:  # the face model's evaluation lives in models/eval_face.py
         from .eval_face import main as eval_face_main
         return eval_face_main(argv[1:])
+    if argv[:1] == ["locator"]:  # the sketch face locator and align=auto: models/eval_locator.py
+        from .eval_locator import main as eval_locator_main
+        return eval_locator_main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m facesketch.models.eval", description=__doc__.split("\n\n")[0])
     ap.add_argument("kind", choices=["sketch", "face"])
     ap.add_argument("--data", required=True)

@@ -4,6 +4,7 @@
     python -m facesketch.models.train sketch  --data PACK --out STATEDIR [--config lite] [--steps N] [--resume] [--export]
     python -m facesketch.models.train pix2pix --data PACK --out STATEDIR [--steps N] [--resume] [--export]
     python -m facesketch.models.train face    --data PACK --out STATEDIR [--config lite] [--stage 1|2] ... (models/train_face.py)
+    python -m facesketch.models.train locator [--landmarks DIR] [--made DIR] [--out STATEDIR] ... (models/train_locator.py)
 
 STATEDIR (keep it outside the repo, e.g. /root/.cache/facesketch/train/sketch-lite) holds
 `last.pt` (models, optimisers, step; written atomically, read with weights_only=True), `log.tsv`
@@ -411,6 +412,9 @@ def main(argv=None) -> int:
     if argv[:1] == ["face"]:  # the face model's training lives in models/train_face.py (imported only here)
         from .train_face import main as train_face_main
         return train_face_main(argv[1:])
+    if argv[:1] == ["locator"]:  # the sketch face locator: models/train_locator.py
+        from .train_locator import main as train_locator_main
+        return train_locator_main(argv[1:])
     args = build_parser().parse_args(argv)
     return run(args.kind, args)
 

@@ -1,0 +1,238 @@
+"""Evaluation of the sketch face locator and of `align=auto` (reached as `python -m facesketch.models.eval locator`).
+
+    python -m facesketch.models.eval locator [--landmarks DIR] [--limit N] [--face-limit M] [--weights W]
+
+Test data: FS2K's test-split artist sketches, each put through a random similarity transform into a white
+512x512 canvas: the face (2.3 inter-ocular distances, cheek to cheek) is `scale` 0.3-1.0 of the canvas width,
+rotated by up to +-20 degrees, its centre anywhere in the middle 60 % of the canvas (fixed seed per item).
+Negatives: held-out random drawings with no face (scribbles, shapes, text, hatching: models.data.locator_samples
+with another seed) and pencil, dodge and rough sketches of scikit-image's cat and coffee photos (when
+~/.cache/facesketch/skimage-data has them), at random crops.
+Measures:
+* detection rate: a face found within half an inter-ocular distance of the true face centre;
+* landmark error: mean distance of the five landmarks to the truth over the true inter-ocular distance;
+* false-alarm rate: negatives where a face is reported;
+* face SSIM after alignment (the face engine, blend 0.5): `align=auto` on the transformed sketch, warped back
+  into the untransformed frame, against `align=template` on the untransformed sketch, both against the
+  true photo, inside the inner face box of the template;
+* locator time on a 2048x2048 layer (the downscaled copy included), on this CPU.
+Writes docs/results/face_locator.json and prints a Markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import locator as L
+from .data.fs2k import load_sketch_gray
+from .data.landmarks import key_points, read_index
+from .paths import RESULTS_DIR, cache_dir, shown, weights_path
+
+CANVAS = 512
+FACE_WIDTH_IOD = 2.3
+
+
+def transform_for(rng, pts: np.ndarray, scale_range=(0.3, 1.0), rot=20.0, canvas=CANVAS) -> np.ndarray:
+    iod = float(np.hypot(*(pts[1] - pts[0])))
+    frac = rng.uniform(*scale_range)
+    s = frac * canvas / (FACE_WIDTH_IOD * iod)
+    a = math.radians(rng.uniform(-rot, rot))
+    target = rng.uniform(0.2, 0.8, 2) * canvas
+    m = np.array([[s * math.cos(a), -s * math.sin(a), 0.0], [s * math.sin(a), s * math.cos(a), 0.0]])
+    m[:, 2] = target - m[:, :2] @ pts.mean(0)
+    return m
+
+
+def warp_gray(gray_u8: np.ndarray, m: np.ndarray, size, fill=255) -> np.ndarray:
+    from .data.face_template import warp
+    return warp(gray_u8, m, size, fill=fill)
+
+
+def negatives(n: int, seed: int):
+    from .data.locator_samples import negative
+    rng = np.random.default_rng(seed)
+    out = [("drawing", 1.0 - negative(rng)) for _ in range(n)]
+    sk = cache_dir("skimage-data")
+    from .pencil import dodge_sketch, pencil_sketch, rough_sketch
+    for name in ("chelsea.png", "coffee.png"):
+        p = os.path.join(sk, name)
+        if not os.path.isfile(p):
+            continue
+        rgb = np.asarray(Image.open(p).convert("RGB"))
+        for kind, sketch in (("dodge", dodge_sketch(rgb)), ("pencil", pencil_sketch(rgb)), ("rough", rough_sketch(rgb))):
+            h, w = sketch.shape
+            for k in range(8):
+                side = int(rng.uniform(0.5, 1.0) * min(h, w))
+                x, y = int(rng.uniform(0, w - side)), int(rng.uniform(0, h - side))
+                crop = sketch[y:y + side, x:x + side] if k else sketch
+                out.append((f"{name.split('.')[0]} {kind}", crop.astype(np.float32) / 255.0))
+    return out
+
+
+def inner_box(canvas=256):
+    """The template's eyes-to-mouth region grown by a margin: x0, y0, x1, y1 on the canvas."""
+    from .data.face_template import crop_boxes
+    b = crop_boxes(canvas)
+    x0 = min(v[0] for v in b.values())
+    y0 = min(v[1] for v in b.values())
+    x1 = max(v[0] + v[2] for v in b.values())
+    y1 = max(v[1] + v[2] for v in b.values())
+    return x0, y0, x1, y1
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m facesketch.models.eval locator", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--landmarks", default=cache_dir("landmarks"))
+    ap.add_argument("--fs2k", help="FS2K folder, when not where the landmarks were made")
+    ap.add_argument("--weights", default=weights_path("locator.safetensors"))
+    ap.add_argument("--limit", type=int, default=None, help="N test sketches spread evenly (default all 1046)")
+    ap.add_argument("--negatives", type=int, default=500)
+    ap.add_argument("--face-limit", type=int, default=200, help="face SSIM on M of the sketches (0: skip)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=12345)
+    ap.add_argument("--out", default=os.path.join(RESULTS_DIR, "face_locator.json"))
+    ap.add_argument("--threshold", type=float, default=None, help="face score threshold (default: the weights')")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    loc = L.load(args.weights)
+    if args.threshold is not None:
+        loc.threshold = args.threshold
+    index = read_index(args.landmarks, {"fs2k": args.fs2k})
+    items = [it for it in index["items"] if it["dataset"] == "fs2k" and it["split"] == "test" and it["points"]]
+    if args.limit and args.limit < len(items):
+        items = [items[i] for i in np.unique(np.linspace(0, len(items) - 1, args.limit).round().astype(int))]
+    root = index["roots"]["fs2k"]
+    t0 = time.time()
+
+    # -- detection and landmarks --------------------------------------------------------------------------
+    found, errors, scores, per_scale = 0, [], [], {}
+    cases = []
+    for i, it in enumerate(items):
+        rng = np.random.default_rng(args.seed + i)
+        pts = np.array(it["points"], np.float64)
+        sketch = np.asarray(load_sketch_gray(os.path.join(root, it["sketch"])))
+        m = transform_for(rng, pts)
+        layer = warp_gray(sketch, m, CANVAS)
+        truth = L.apply(m, pts)
+        faces = loc.find(L.ink_from_gray(layer.astype(np.float32) / 255.0))
+        iod = float(np.hypot(*(truth[1] - truth[0])))
+        hit = None
+        for f in faces:
+            if np.linalg.norm(L.face_centre(f.points) - truth.mean(0)) < 0.5 * iod:
+                hit = f
+                break
+        frac = FACE_WIDTH_IOD * iod / CANVAS
+        bucket = f"{min(0.9, math.floor(frac * 10) / 10):.1f}"
+        d = per_scale.setdefault(bucket, [0, 0, []])
+        d[1] += 1
+        if hit is not None:
+            found += 1
+            d[0] += 1
+            e = float(np.linalg.norm(hit.points - truth, axis=1).mean() / iod)
+            errors.append(e)
+            d[2].append(e)
+            scores.append(hit.score)
+        cases.append((it, sketch, m, hit))
+    n = len(items)
+    det_rate = found / max(n, 1)
+
+    neg = negatives(args.negatives, args.seed + 999)
+    false = {}
+    for kind, gray in neg:
+        f = false.setdefault(kind, [0, 0])
+        f[1] += 1
+        f[0] += bool(loc.find(L.ink_from_gray(gray)))
+    fa_total = sum(v[0] for v in false.values()) / max(1, sum(v[1] for v in false.values()))
+
+    # -- speed at 2048^2 ----------------------------------------------------------------------------------
+    from facesketch.backend.engines.face_placement import downscaled
+    it, sketch, m, _ = cases[0]
+    big = warp_gray(sketch, np.array([[4.0, 0, 0], [0, 4.0, 0]]) @ np.vstack([m, [0, 0, 1]]), 2048)
+    big_f = big.astype(np.float32) / 255.0
+    times = []
+    for _ in range(12):
+        t = time.perf_counter()
+        small, s = downscaled(big_f)
+        loc.find(L.ink_from_gray(small))
+        times.append(time.perf_counter() - t)
+    locate_ms = float(np.median(times[2:]) * 1000)
+
+    # -- face SSIM after alignment ------------------------------------------------------------------------
+    face = None
+    if args.face_limit:
+        face = face_ssim(cases[:: max(1, len(cases) // args.face_limit)][:args.face_limit], root, args.weights)
+
+    res = {"sketches": n, "detected": found, "detection_rate": round(det_rate, 4),
+           "landmark_error_iod": {"mean": round(float(np.mean(errors)), 4) if errors else None,
+                                  "median": round(float(np.median(errors)), 4) if errors else None,
+                                  "p95": round(float(np.percentile(errors, 95)), 4) if errors else None},
+           "by_face_width": {k: {"n": v[1], "detected": round(v[0] / v[1], 4),
+                                 "error_iod": round(float(np.mean(v[2])), 4) if v[2] else None}
+                             for k, v in sorted(per_scale.items())},
+           "false_alarms": {"rate": round(fa_total, 4), **{k: f"{v[0]}/{v[1]}" for k, v in false.items()}},
+           "locate_2048_ms": round(locate_ms, 1), "threshold": loc.threshold, "weights": shown(args.weights),
+           "face_ssim": face, "seconds": round(time.time() - t0, 1),
+           "protocol": {"canvas": CANVAS, "face_width_of_canvas": [0.3, 1.0], "rotation_deg": 20, "seed": args.seed}}
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as fh:
+        json.dump(res, fh, indent=1)
+    print(json.dumps(res, indent=1))
+    return 0
+
+
+def face_ssim(cases, root, locator_weights):
+    """SSIM to the true photo in the untransformed frame: align=template on the untransformed sketch vs
+    align=auto on the transformed one (warped back)."""
+    from facesketch.backend.engines.base import JobContext
+    from facesketch.backend.engines.face import FaceEngine
+    from .data.face_template import alignment_matrix, warp
+    from .metrics import ssim
+    eng = FaceEngine(locator_weights)
+    ok, why = eng.readiness()
+    if not ok:
+        return {"skipped": why}
+    x0, y0, x1, y1 = inner_box(256)
+    rows = {"template (untransformed)": [], "auto (transformed)": [], "auto (untransformed)": []}
+    missed = 0
+    for it, sketch, m, hit in cases:
+        pts = np.array(it["points"], np.float64)
+        a5 = alignment_matrix(key_points(pts), 256)     # the untransformed frame
+        with Image.open(os.path.join(root, it["photo"])) as im:
+            photo = np.asarray(warp(im.convert("RGB"), a5, 256, fill=0))
+        ref_sketch = warp(sketch, a5, 256, fill=255)
+        gender = "female" if it["gender"] == 1 else "male"
+
+        def run(gray_u8, align):
+            rgba = np.concatenate([np.repeat(gray_u8[..., None], 3, 2), np.full(gray_u8.shape + (1,), 255, np.uint8)], 2)
+            p = eng.validate_params({"align": align, "outside": "paper", "gender": gender, "master": 0.5})
+            out = eng.run({"image": rgba}, p, ("face",), JobContext("cpu"))["face"]
+            return (np.clip(out[..., :3], 0, 1) * 255 + 0.5).astype(np.uint8)
+
+        tpl = run(ref_sketch, "template")
+        rows["template (untransformed)"].append(ssim(photo[y0:y1, x0:x1], tpl[y0:y1, x0:x1]))
+        try:
+            auto_ref = run(ref_sketch, "auto")
+            rows["auto (untransformed)"].append(ssim(photo[y0:y1, x0:x1], auto_ref[y0:y1, x0:x1]))
+            layer = warp(sketch, m, CANVAS, fill=255)
+            out = run(layer, "auto")
+            back = np.asarray(warp(out, np.vstack([a5, [0, 0, 1]])[:2] @ np.vstack([L.invert(m), [0, 0, 1]]), 256,
+                                   fill=255))
+            rows["auto (transformed)"].append(ssim(photo[y0:y1, x0:x1], back[y0:y1, x0:x1]))
+        except Exception as e:  # no_face: counted
+            if getattr(e, "code", None) != "no_face":
+                raise
+            missed += 1
+    return {"n": len(cases), "no_face": missed,
+            **{k: round(float(np.mean(v)), 4) if v else None for k, v in rows.items()}}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
