@@ -281,7 +281,7 @@ def cmd_sketchify(args) -> int:
 
 
 def cmd_face(args) -> int:
-    params = {"gender": args.gender, "master": args.blend, "k": args.k}
+    params = {"gender": args.gender, "master": args.blend, "k": args.k, "align": args.align, "outside": args.outside}
     for part in ("left_eye", "right_eye", "nose", "mouth", "remainder"):
         value = getattr(args, f"blend_{part}")
         if value is not None:
@@ -347,8 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
     sk.add_argument("--depth", help="a depth map image to use instead of the built-in depth estimate")
 
     fa = batch("face", "sketch -> face", cmd_face, "face")
-    fa.description = ("Sketch -> face. Draw (or crop) the face as the template places it: eye centres at about 34%% "
-                      "and 62%% of the width and 43%% of the height, the mouth at about 77%% of the height.")
+    fa.description = ("Sketch -> face. The face is found anywhere in the drawing (at any size and a small tilt) and "
+                      "the result is put where it was drawn; with --align template the whole picture is taken as "
+                      "the face template instead (eye centres at about 34%% and 62%% of the width and 43%% of the "
+                      "height, the mouth at about 77%% of the height).")
+    fa.add_argument("--align", choices=("auto", "template"), default="auto",
+                    help="auto: find the drawn face; template: the picture is the face template")
+    fa.add_argument("--outside", choices=("transparent", "paper"), default="transparent",
+                    help="with --align auto, what surrounds the face in the result")
     fa.add_argument("--gender", choices=("female", "male"), default="female")
     fa.add_argument("--blend", type=float, default=1.0,
                     help="master blend: 0 follows your lines, 1 gives the most plausible face")

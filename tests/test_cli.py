@@ -42,9 +42,9 @@ def test_ping_with_no_backend_says_so():
 @pytest.mark.skipif(not os.path.isfile(FACE_WEIGHTS), reason="no shipped face weights")
 def test_face_in_process_and_through_the_server_agree(backend, tmp_path):
     local, remote = tmp_path / "local.png", tmp_path / "remote.png"
-    r = cli("face", ROUGH, str(local), "--device", "cpu")
+    r = cli("face", ROUGH, str(local), "--device", "cpu", "--outside", "paper")
     assert r.returncode == 0, r.stderr
-    r = cli("face", ROUGH, str(remote), "--server", backend.address)
+    r = cli("face", ROUGH, str(remote), "--server", backend.address, "--outside", "paper")
     assert r.returncode == 0, r.stderr
     a = np.asarray(Image.open(local).convert("RGBA")).astype(int)
     b = np.asarray(Image.open(remote).convert("RGBA")).astype(int)

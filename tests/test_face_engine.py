@@ -68,6 +68,7 @@ def rough_sketch_layer(size=(256, 256)):
 
 
 def run(engine, layer, outputs=("face",), **params):
+    params.setdefault("align", "template")  # these tests are about the template canvas (test_face_align.py: auto)
     return engine.run({"image": layer}, engine.validate_params(params), list(outputs), JobContext())
 
 

@@ -1,9 +1,12 @@
 """Sketch -> face (DeepFaceDrawing, lite configuration trained on FS2K), with manifold projection and shadows.
 
-The layer is composited over white, fitted into the model's square canvas (centred, aspect kept, white
-padding), turned into a face, and the face is cut back out and returned at the layer's size. Strokes are
-expected where the face template puts them (eyes, nose and mouth boxes of DeepFaceDrawing); the shadow
-output shows where, as a guide drawn from the nearest plausible faces.
+The layer is composited over white. With `align=auto` (the default) the sketch face locator finds the drawn
+face anywhere in the layer, at any size and small rotation; the face is warped into the model's template
+canvas, generated, warped back and composited at the drawn position through a feathered oval (outside it the
+layer is transparent, or paper: `outside`). With `align=template` the whole layer is the template canvas
+(fitted, centred, aspect kept, white padding), as a host's face canvas draws it: strokes are expected where
+the template puts eyes, nose and mouth. The shadow output is a guide drawn from the nearest plausible faces,
+placed the same way.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import threading
 import numpy as np
 
 from .base import Engine, EngineError, ImageInput, Param, as_float, weights_path
+from .face_placement import LocatorCache, describe, face_mask, locate, paper_tone, to_canvas, to_layer
 
 WEIGHTS_FILE = "face_lite.safetensors"
 
@@ -58,15 +62,20 @@ class FaceEngine(Engine):
         Param("master", "float", 1.0, "multiplies all five blend weights", min=0.0, max=1.0),
         Param("gender", "choice", "female", "which faces the sketch is pulled toward", choices=("female", "male")),
         Param("k", "int", 10, "how many nearest faces each part is rebuilt from", min=1, max=50),
+        Param("align", "choice", "auto", "auto = find the drawn face anywhere in the layer and put the result "
+              "there; template = the layer is the face template (a face canvas)", choices=("auto", "template")),
+        Param("outside", "choice", "transparent", "with align auto, what the result layer holds around the "
+              "face: transparent (the drawing shows through) or paper", choices=("transparent", "paper")),
     )
     inputs = (ImageInput("image", "the sketch layer: dark strokes on white or on transparent"),)
     outputs = ("face", "shadow")
     default_outputs = ("face",)
 
-    def __init__(self):
+    def __init__(self, locator_weights: str | None = None):
         self._lock = threading.Lock()
         self._loaded = None  # (path, mtime, device, model, bank)
         self._canvas = None  # ((path, mtime), canvas)
+        self._locator = LocatorCache(locator_weights)
 
     def _path(self) -> str:
         return weights_path(WEIGHTS_FILE)
@@ -79,6 +88,8 @@ class FaceEngine(Engine):
 
     def load(self, device: str) -> None:
         self._get(device)
+        if self._locator.ready()[0]:
+            self._locator.get(device)
 
     # -- what hosts are told (hello details) ------------------------------------------------------
 
@@ -142,13 +153,25 @@ class FaceEngine(Engine):
         if gender not in bank.genders():
             raise EngineError("bad_param", f"the face model has no {gender} faces in its feature bank")
         canvas = model.cfg.canvas
-        gray, box = fit_to_canvas(sketch_gray(layer), canvas)
+        layer_gray = sketch_gray(layer)
+        size = layer.shape[:2]
+        if params["align"] == "auto":
+            job.progress(0.05, "finding the face")
+            placement = locate(layer_gray, self._locator.get(job.device), canvas)
+            job.note(describe(placement))
+            gray = to_canvas(layer_gray, placement.matrix, canvas)
+            mask = face_mask(canvas)[..., None]
+            back = lambda img: to_layer(img, placement.matrix, size)   # noqa: E731
+        else:
+            gray, box = fit_to_canvas(layer_gray, canvas)
+            mask = None
+            back = lambda img: restore_size(img, box, size)            # noqa: E731
         job.progress(0.1, "encoding the sketch")
         job.check()
         weights = {part: params[name] * params["master"] for name, part in BLEND_PARAMS}
         result = {}
         with torch.inference_mode():
-            x = (torch.from_numpy(gray).to(job.device) - 0.5) * 2       # white = +1, strokes = -1
+            x = (torch.from_numpy(np.ascontiguousarray(gray)).to(job.device) - 0.5) * 2  # white = +1, strokes = -1
             latents = model.encode(x[None, None])
             proj = bank.project(latents, gender, params["k"])
             feats = blend(latents, proj, weights)
@@ -157,16 +180,25 @@ class FaceEngine(Engine):
             if "face" in outputs:
                 face = model.generate(feats)[0]                          # (3,S,S) in [-1,1]
                 rgb = ((face.float().clamp(-1, 1) + 1) * 0.5).permute(1, 2, 0).cpu().numpy()
-                result["face"] = np.concatenate([restore_size(rgb, box, layer.shape[:2]),
-                                                 np.ones(layer.shape[:2] + (1,), np.float32)], axis=2)
+                if mask is None:
+                    result["face"] = np.concatenate([back(rgb), np.ones(size + (1,), np.float32)], axis=2)
+                else:
+                    rgba = back(np.concatenate([rgb, mask], axis=2))
+                    if params["outside"] == "paper":
+                        a = rgba[..., 3:]
+                        rgba = np.concatenate([rgba[..., :3] * a + (1 - a) * paper_tone(layer_gray),
+                                               np.ones(size + (1,), np.float32)], axis=2)
+                    result["face"] = rgba
             if "shadow" in outputs:
                 job.progress(0.7, "drawing the guide")
                 job.check()
                 dark = composite_shadow(model, shadow_components(model, bank, gender, proj),
-                                        haze_quantile=0.5)[0, 0].float().cpu().numpy()
-                alpha = np.clip(restore_size(dark[..., None], box, layer.shape[:2]), 0, 1)
+                                        haze_quantile=0.5)[0, 0].float().cpu().numpy()[..., None]
+                if mask is not None:
+                    dark = dark * mask
+                alpha = np.clip(back(dark), 0, 1)
                 # black at the guide's darkness: over white paper this is exactly the official shadow image
-                result["shadow"] = np.concatenate([np.zeros(layer.shape[:2] + (3,), np.float32), alpha], axis=2)
+                result["shadow"] = np.concatenate([np.zeros(size + (3,), np.float32), alpha], axis=2)
         job.check()
         return result
 
