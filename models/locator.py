@@ -26,6 +26,7 @@ INPUT = 128
 STRIDE = 4
 GRID = INPUT // STRIDE
 N_POINTS = 5  # models.data.landmarks.POINT_NAMES: left eye, right eye, nose tip, mouth left, mouth right
+FLIP_ORDER = [1, 0, 2, 4, 3]  # in a mirror image, left and right swap
 # channels of the head: centre heatmap, log size, centre offset (2), landmark heatmaps (5), landmark offsets (10)
 CH_CENTRE, CH_SIZE, CH_COFF = 0, 1, slice(2, 4)
 CH_HEAT = slice(4, 4 + N_POINTS)
@@ -35,6 +36,9 @@ N_OUT = 4 + 3 * N_POINTS
 CROP_IOD = 40.0
 CROP_EYES_Y = 52.0
 SIZE_REF = 32.0  # log-size target: log(IOD in input pixels / SIZE_REF)
+# a second face is reported (and the largest drawn) only when it scores at least this share of the best one:
+# busy drawings (a space suit, a collar) give weaker, larger candidates that must not win by size
+RELATIVE_SCORE = 0.75
 
 
 def conv_bn(cin, cout, stride=1):
@@ -180,7 +184,7 @@ class Locator:
     def __init__(self, model: SketchFaceLocator, threshold: float = 0.3, device="cpu"):
         self.model, self.threshold, self.device = model.eval(), threshold, device
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _run(self, crops: list[np.ndarray]) -> torch.Tensor:
         x = torch.from_numpy(np.stack(crops)[:, None]).to(self.device)
         return self.model(x).float().cpu()
@@ -209,21 +213,30 @@ class Locator:
             if face is not None and face.score >= self.threshold:
                 faces.append(face)
         faces = _dedupe(faces)
+        if faces:  # several faces count only when each is nearly as clearly a face as the best one
+            best = max(f.score for f in faces)
+            faces = [f for f in faces if f.score >= RELATIVE_SCORE * best]
         faces.sort(key=lambda f: -f.iod)
         for f in faces:
             f.candidates = len(faces)
         return faces
 
-    def _refine(self, ink: np.ndarray, m: np.ndarray, passes: int = 2) -> Face | None:
+    def _refine(self, ink: np.ndarray, m: np.ndarray, passes: int = 2, mirror: bool = True) -> Face | None:
+        """Landmarks from crops framed by the previous estimate; the last pass also reads the crop's mirror
+        image and averages the two (halves the landmarks' random error for one more batch row)."""
         score = 0.0
         pts = None
-        for _ in range(passes):
-            out = self._run([warp_ink(ink, m)])[0]
-            local, _ = decode_points(out)
-            # the face score: the centre heatmap near the crop's centre, where the face was put
-            heat = torch.sigmoid(out[CH_CENTRE])
-            c = GRID // 2
-            score = float(heat[c - 4:c + 5, c - 5:c + 4].max())
+        for i in range(passes):
+            crop = warp_ink(ink, m)
+            both = mirror and i == passes - 1
+            outs = self._run([crop, np.ascontiguousarray(crop[:, ::-1])] if both else [crop])
+            local, _ = decode_points(outs[0])
+            score = _centre_score(outs[0])
+            if both:
+                flipped, _ = decode_points(outs[1])
+                flipped[:, 0] = INPUT - flipped[:, 0]
+                local = (local + flipped[FLIP_ORDER]) / 2
+                score = (score + _centre_score(outs[1])) / 2
             pts = apply(invert(m), local)
             m = crop_matrix(pts)
         if pts is None or not np.all(np.isfinite(pts)):
@@ -236,6 +249,13 @@ class Locator:
         return Face(points=pts, score=score, box=(float(x0), float(y0), float(x1 - x0), float(y1 - y0)))
 
 
+def _centre_score(out: torch.Tensor) -> float:
+    """The face score of a refine crop: the centre heatmap near the crop's centre, where the face was put."""
+    heat = torch.sigmoid(out[CH_CENTRE])
+    c = GRID // 2
+    return float(heat[c - 4:c + 5, c - 5:c + 4].max())
+
+
 def _dedupe(faces: list[Face]) -> list[Face]:
     """Two candidates that refine onto the same face (landmarks within half an IOD) are one face."""
     kept: list[Face] = []
@@ -246,10 +266,31 @@ def _dedupe(faces: list[Face]) -> list[Face]:
 
 
 def ink_from_gray(gray: np.ndarray) -> np.ndarray:
-    """Grey in [0, 1] (1 = paper) -> ink in [0, 1], with the paper tone taken out (tinted or grey paper)."""
+    """Grey in [0, 1] (1 = paper) -> ink in [0, 1]: the paper tone taken out (tinted or grey paper) and faint
+    drawings (a light pencil, a pale sketch-engine result) stretched so their darkest lines are near full ink."""
     g = np.asarray(gray, np.float32)
-    paper = float(np.percentile(g, 90)) if g.size else 1.0
-    return np.clip((paper - g) / max(paper, 0.2), 0.0, 1.0)
+    if not g.size:
+        return g
+    sample = g[::2, ::2].ravel() if g.size > 4096 else g.ravel()   # percentiles of a quarter: same, 4x faster
+    paper = float(np.percentile(sample, 90))
+    ink = np.clip((paper - g) / max(paper, 0.2), 0.0, 1.0)
+    darkest = float(np.percentile(np.clip((paper - sample) / max(paper, 0.2), 0, 1), 99.5))
+    if darkest > 0.05:  # below that the layer is (nearly) blank: nothing to stretch but noise
+        ink = np.clip(ink / max(darkest, 0.4), 0.0, 1.0)
+    return ink
+
+
+def fused_for_inference(model: SketchFaceLocator) -> SketchFaceLocator:
+    """The same network with each batch norm folded into its convolution (eval mode only): about a third
+    faster on a CPU."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+    model = model.eval()
+    for module in model.modules():
+        if isinstance(module, nn.Sequential) and len(module) == 3 and isinstance(module[0], nn.Conv2d) \
+                and isinstance(module[1], nn.BatchNorm2d):
+            module[0] = fuse_conv_bn_eval(module[0], module[1])
+            module[1] = nn.Identity()
+    return model
 
 
 def load(path: str, device="cpu") -> Locator:
@@ -261,7 +302,7 @@ def load(path: str, device="cpu") -> Locator:
     model = SketchFaceLocator(widths=widths, head=int(meta.get("head", 32)))
     state = {k: v.float() for k, v in load_file(path).items()}
     model.load_state_dict(state)
-    return Locator(model.to(device), threshold=float(meta.get("threshold", 0.3)), device=device)
+    return Locator(fused_for_inference(model).to(device), threshold=float(meta.get("threshold", 0.3)), device=device)
 
 
 def save(model: SketchFaceLocator, path: str, threshold: float, extra_meta: dict | None = None) -> None:

@@ -139,6 +139,28 @@ def ssim(ground_truth, synthesis) -> float:
     return float(_ssim(x, y, data_range=255.0, size_average=True))
 
 
+def masked_ssim(ground_truth, synthesis, mask) -> float:
+    """Mean of the SSIM map (Gaussian window 11, sigma 1.5, as pytorch-msssim) over the pixels where `mask` is
+    true: SSIM of one region, e.g. the inside of a face. Same size inputs; mask (H, W) bool."""
+    import torch
+    import torch.nn.functional as F
+    gt = torch.from_numpy(to_gray_uint8(ground_truth).astype(np.float64))[None, None]
+    syn = torch.from_numpy(_resize_gray(to_gray_uint8(synthesis), gt.shape[-2:]).astype(np.float64))[None, None]
+    coords = torch.arange(11, dtype=torch.float64) - 5
+    g = torch.exp(-coords ** 2 / (2 * 1.5 ** 2))
+    g = (g / g.sum())
+    win = (g[:, None] * g[None, :])[None, None]
+
+    def filt(x):
+        return F.conv2d(F.pad(x, (5, 5, 5, 5), mode="reflect"), win)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mx, my = filt(gt), filt(syn)
+    sxx, syy, sxy = filt(gt * gt) - mx ** 2, filt(syn * syn) - my ** 2, filt(gt * syn) - mx * my
+    smap = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (sxx + syy + c2))
+    m = torch.from_numpy(np.asarray(mask, bool))
+    return float(smap[0, 0][m].mean())
+
+
 def periodic_energy(gray, model_frame: int, model_size: int = 256, periods=(2, 4, 8)) -> float:
     """Grid-texture score of `gray` (a crop of a sketch), 1 = none, >> 1 = a visible grid.
 

@@ -36,7 +36,8 @@ class SampleStream(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         seed = self.seed + (info.id if info else 0) * 1_000_003
         src = Sources(self.args.landmarks, self.args.made, "train", roots={"fs2k": self.args.fs2k,
-                                                                          "celeba": self.args.celeba})
+                                                                          "celeba": self.args.celeba},
+                      artist_weight=self.args.artist_weight)
         sampler = Sampler(src, seed=seed)
         while True:
             batch = [sampler.sample() for _ in range(self.args.batch)]
@@ -153,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=1, help="sample-making processes")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--artist-weight", type=float, default=1.0,
+                    help="share of the artists' sketches relative to each kind of made sketch")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--log-every", type=int, default=20)
     ap.add_argument("--save-every-s", type=float, default=180.0)

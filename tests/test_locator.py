@@ -27,6 +27,7 @@ def index_dir(tmp_path):
         d = ImageDraw.Draw(img)
         for p, c in zip(pts, COLOURS):
             d.ellipse([p[0] - 4, p[1] - 4, p[0] + 4, p[1] + 4], fill=c)
+        d.rectangle([0, 236, 199, 239], fill=0)  # full black ink: ink_from_gray's stretch of faint drawings stays off
         img.save(root / "sk" / f"s{k}.png")
         items.append({"id": f"fs2k_s{k}", "dataset": "fs2k", "split": "train", "photo": f"sk/s{k}.png",
                       "sketch": f"sk/s{k}.png", "style": 0, "gender": 0, "size": [200, 240],
@@ -115,3 +116,12 @@ def test_save_and_load_round_trip(tmp_path):
     x = torch.rand(1, 1, L.INPUT, L.INPUT)
     with torch.no_grad():
         assert (loc.model(x) - model(x)).abs().max() < 0.05   # fp16 weights
+
+
+def test_ink_from_gray_takes_out_the_paper_and_stretches_faint_lines_but_not_a_blank_page():
+    g = np.full((100, 100), 0.8, np.float32)          # grey paper
+    g[40:60, 10:90] = 0.6                              # a faint pencil band
+    ink = L.ink_from_gray(g)
+    assert ink[0, 0] == 0 and ink[50, 50] > 0.6        # paper -> no ink; the faint band near full ink
+    noise = np.clip(1 - np.abs(np.random.default_rng(0).normal(0, 0.01, (100, 100))), 0, 1).astype(np.float32)
+    assert L.ink_from_gray(noise).max() < 0.1          # a blank scan's grain is not blown up into strokes

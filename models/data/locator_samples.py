@@ -23,8 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .. import locator as L
 from .landmarks import read_index
 
-# mirror image: left and right swap
-FLIP_ORDER = [1, 0, 2, 4, 3]
+FLIP_ORDER = L.FLIP_ORDER
 # face width is about 2.3 inter-ocular distances (eye centres to cheek contours, FS2K and CelebA meshes)
 FACE_WIDTH_IOD = 2.3
 
@@ -39,7 +38,7 @@ class Sources:
     """The sketches of one split: (path, points (5, 2)) per sketch, with the kind it is."""
 
     def __init__(self, landmarks_dir: str, made_dir: str | None, split: str, kinds=None, roots=None,
-                 datasets=("fs2k", "celeba")):
+                 datasets=("fs2k", "celeba"), artist_weight: float = 1.0):
         index = read_index(landmarks_dir, roots)
         self.entries: list[tuple[str, np.ndarray, str, str]] = []   # path, points, kind, dataset
         for it in index["items"]:
@@ -63,13 +62,14 @@ class Sources:
         if not self.entries:
             raise ValueError(f"no sketches for split {split!r} in {landmarks_dir} / {made_dir}")
         # sampling weights: each (dataset, kind) group gets an equal share, so the many CelebA sketches do
-        # not drown FS2K's artists
+        # not drown FS2K's artists; `artist_weight` multiplies the artists' share (their lines sit a little off
+        # the photo's landmarks, in ways worth learning)
         groups = {}
         for i, e in enumerate(self.entries):
             groups.setdefault((e[3], e[2]), []).append(i)
         w = np.zeros(len(self.entries))
-        for idx in groups.values():
-            w[idx] = 1.0 / len(idx)
+        for (ds, kind), idx in groups.items():
+            w[idx] = (artist_weight if kind == "artist" else 1.0) / len(idx)
         self.weights = w / w.sum()
         self.groups = {f"{d}/{k}": len(v) for (d, k), v in sorted(groups.items())}
 
