@@ -164,9 +164,14 @@ def _peaks(heat: torch.Tensor, threshold: float, k: int = 8):
     return [(float(scores[i]), int(ys[i]), int(xs[i])) for i in order]
 
 
-def decode_points(out: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """(N_OUT, G, G) head output of a refine pass -> ((5, 2) points in input pixels, (5,) peak scores)."""
+def decode_points(out: torch.Tensor, near=None, radius: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(N_OUT, G, G) head output -> ((5, 2) points in input pixels, (5,) peak scores). With `near` (x, y in input
+    pixels) and `radius`, each landmark's peak is looked for only within that distance (one face of several)."""
     heat = torch.sigmoid(out[CH_HEAT])
+    if near is not None:
+        yy, xx = torch.meshgrid(torch.arange(GRID), torch.arange(GRID), indexing="ij")
+        d2 = ((xx + 0.5) * STRIDE - near[0]) ** 2 + ((yy + 0.5) * STRIDE - near[1]) ** 2
+        heat = heat * (d2 <= radius ** 2)
     off = out[CH_OFF].view(N_POINTS, 2, GRID, GRID)
     pts, scores = [], []
     for j in range(N_POINTS):
@@ -205,8 +210,13 @@ class Locator:
             cx = (x + float(out[CH_COFF][0, y, x])) * STRIDE
             cy = (y + float(out[CH_COFF][1, y, x])) * STRIDE
             iod = SIZE_REF * math.exp(float(out[CH_SIZE, y, x]))
-            centre = apply(inv_fit, [cx, cy])
-            first.append(crop_matrix(None, centre=centre, iod=iod / fit[0, 0]))
+            # this pass's own landmarks of the face frame the crop, tilt included, when they agree with its size
+            coarse, _ = decode_points(out, near=(cx, cy), radius=1.6 * iod)
+            coarse_iod = float(np.hypot(*(coarse[1] - coarse[0])))
+            if 0.6 * iod < coarse_iod < 1.6 * iod and coarse[1, 0] > coarse[0, 0]:
+                first.append(crop_matrix(apply(inv_fit, coarse)))
+            else:
+                first.append(crop_matrix(None, centre=apply(inv_fit, [cx, cy]), iod=iod / fit[0, 0]))
         faces = []
         for m in first:
             face = self._refine(ink, m)
@@ -221,7 +231,7 @@ class Locator:
             f.candidates = len(faces)
         return faces
 
-    def _refine(self, ink: np.ndarray, m: np.ndarray, passes: int = 2, mirror: bool = True) -> Face | None:
+    def _refine(self, ink: np.ndarray, m: np.ndarray, passes: int = 1, mirror: bool = True) -> Face | None:
         """Landmarks from crops framed by the previous estimate; the last pass also reads the crop's mirror
         image and averages the two (halves the landmarks' random error for one more batch row)."""
         score = 0.0

@@ -75,11 +75,15 @@ def test_folder_in_folder_out_and_missing_input(tmp_path):
     src.mkdir()
     for name, colour in (("a.png", (255, 255, 255, 255)), ("b.png", (0, 0, 0, 0))):
         Image.new("RGBA", (40, 30), colour).save(src / name)
-    r = cli("face", str(src), str(tmp_path / "out"), "--device", "cpu")
+    r = cli("face", str(src), str(tmp_path / "out"), "--device", "cpu", "--align", "template")
     if os.path.isfile(FACE_WEIGHTS):
         assert r.returncode == 0, r.stderr
         assert sorted(os.listdir(tmp_path / "out")) == ["a.png", "b.png"]
         assert Image.open(tmp_path / "out" / "a.png").size == (40, 30)
+        # found automatically (the default), blank pages have no face: each file says so, none is written
+        r = cli("face", str(src), str(tmp_path / "auto"), "--device", "cpu")
+        assert r.returncode == 1 and r.stderr.count("no face was found") == 2, r.stderr
+        assert not os.listdir(tmp_path / "auto") if os.path.isdir(tmp_path / "auto") else True
     else:
         assert r.returncode == 1 and "no trained weights" in r.stderr
     r = cli("face", str(tmp_path / "missing.png"), str(tmp_path / "x.png"), "--device", "cpu")
