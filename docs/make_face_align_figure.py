@@ -73,10 +73,10 @@ def inputs():
     rows.append(("rough drawing with shoulders", canvas, "female"))
 
     a = Image.open(os.path.join(SAMPLES, "sketch0790.jpg")).convert("L")
-    b = Image.open(os.path.join(SAMPLES, "sketch1107.jpg")).convert("L").resize((120, 120), Image.LANCZOS)
+    b = Image.open(os.path.join(SAMPLES, "sketch1107.jpg")).convert("L").resize((170, 170), Image.LANCZOS)
     canvas = Image.new("L", (520, 300), 255)
     canvas.paste(a.resize((260, 260), Image.LANCZOS), (240, 20))
-    canvas.paste(b, (40, 120))
+    canvas.paste(b, (30, 100))
     rows.append(("two sketches (the larger is drawn)", canvas, "female"))
     return rows
 
