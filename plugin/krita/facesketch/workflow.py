@@ -446,22 +446,30 @@ def _node_below(node):
     return siblings[i - 1] if i > 0 else None
 
 
-class LayerFaceWorkflow(QObject):
-    """Sketch -> face on any paint layer ('Face from active layer'): the face engine finds the face drawn in the
-    layer (or in the selection) at any size and place (align "auto"); the result is a new layer right above the
-    source, at the same position, transparent around the face. Sliders and gender are the face canvas's."""
+class LayerJob(QObject):
+    """One engine run on the active paint layer, the result a new layer right above it at the same position
+    (Sketchify, Face from active layer). Subclasses name the engine and their words, and give `params`."""
 
-    PURPOSE = "Face from active layer"
+    ENGINE = OUTPUT = PURPOSE = ""
+    EMPTY = ""            # after "'<layer>' ", when nothing of the layer is left to send
+    PROGRESS = ""         # the status line's label while the backend works
+    ERROR_PREFIX = ""     # before a backend error's explanation
+    MISSING = ""          # the backend answered without our output
+    READY = ""            # "<READY> as layer '<name>' (<s> s)."
 
-    def __init__(self, connection, status, face: FaceWorkflow, parent=None):
+    def __init__(self, connection, status, parent=None):
         super().__init__(parent)
         self.connection = connection
         self.status = status
-        self.face = face
 
     def params(self) -> dict:
-        params = jobs.face_params(self.face.params, self.face.params["gender"], align="auto", outside="transparent")
-        return jobs.supported_params(params, self.connection.engine(FACE_ENGINE))
+        raise NotImplementedError
+
+    def region(self, doc, node):
+        return layers.clamp_to_canvas(doc, node)
+
+    def working(self, node) -> str:
+        raise NotImplementedError
 
     def run(self) -> str | None:
         try:
@@ -478,9 +486,9 @@ class LayerFaceWorkflow(QObject):
             raise InputError(f"Open an image first: {self.PURPOSE} works on the active layer.")
         node = doc.activeNode()
         layers.check_paint_layer(node, self.PURPOSE)
-        rect = layers.region_to_send(doc, node)
+        rect = self.region(doc, node)
         if rect is None:
-            raise InputError(f"'{node.name()}' is empty inside the canvas or the selection: draw a face on it first.")
+            raise InputError(f"'{node.name()}' {self.EMPTY}")
         limit = (self.connection.caps or {}).get("max_pixels")
         if limit and rect[2] * rect[3] > limit:
             raise InputError(f"'{node.name()}': " + jobs.too_large_message(rect[2], rect[3], limit))
@@ -488,13 +496,13 @@ class LayerFaceWorkflow(QObject):
         key, source_id = doc_key(doc), layers.node_id(node)
         t_submit = time.monotonic()
         job_id = self.connection.submit(
-            FACE_ENGINE, {"image": image}, self.params(), ["face"], None,
+            self.ENGINE, {"image": image}, self.params(), [self.OUTPUT], None,
             on_result=lambda jid, images: self._guard(lambda: self._on_result(jid, images, key, source_id, rect,
                                                                               t_submit)),
             on_error=lambda jid, err: self._on_error(jid, err),
-            on_progress=lambda jid, f, msg: self.status.show(f"Face: {msg or 'working'} …", f))
+            on_progress=lambda jid, f, msg: self.status.show(f"{self.PROGRESS}: {msg or 'working'} …", f))
         self.status.running[job_id] = self
-        self.status.show(f"Looking for the face in '{node.name()}' …", 0.0)
+        self.status.show(self.working(node), 0.0)
         return job_id
 
     def _guard(self, fn):
@@ -505,41 +513,68 @@ class LayerFaceWorkflow(QObject):
 
     def _on_error(self, job_id, err) -> None:
         self.status.running.pop(job_id, None)
-        self.status.show("Cancelled." if err.code == "cancelled" else self.connection.explain(err))
+        self.status.show("Cancelled." if err.code == "cancelled" else self.ERROR_PREFIX + self.connection.explain(err))
 
     def _on_result(self, job_id, images, key, source_id, rect, t_submit) -> None:
         self.status.running.pop(job_id, None)
         seconds = time.monotonic() - t_submit
         doc = find_document(key)
         if doc is None:
-            self.status.show("The image was closed before the face arrived.")
+            self.status.show(f"The image was closed before the {self.OUTPUT} arrived.")
             return
-        result = images.get("face")
+        result = images.get(self.OUTPUT)
         if result is None:
-            self.status.show("The backend answered without a face; update the backend.")
+            self.status.show(self.MISSING)
             return
         source = layers.find_node(doc, source_id)
-        name = f"{source.name() if source is not None else 'Layer'} (face)"
+        name = f"{source.name() if source is not None else 'Layer'} ({self.OUTPUT})"
         layers.new_layer(doc, name, result, rect[0], rect[1],
                          parent=source.parentNode() if source is not None else doc.rootNode(),
                          above=source)
         doc.refreshProjection()
         notes = jobs.notes_text(jobs.result_notes(images))
-        self.status.show(f"Face ready as layer '{name}' ({seconds:.2f} s)." + (f" {notes}" if notes else ""))
+        self.status.show(f"{self.READY} as layer '{name}' ({seconds:.2f} s)." + (f" {notes}" if notes else ""))
 
     def cancel(self, job_id: str) -> None:
         self.connection.cancel(job_id)
 
 
-class SketchifyWorkflow(QObject):
+class LayerFaceWorkflow(LayerJob):
+    """Sketch -> face on any paint layer ('Face from active layer'): the face engine finds the face drawn in the
+    layer (or in the selection) at any size and place (align "auto"); the result is a new layer right above the
+    source, at the same position, transparent around the face. Sliders and gender are the face canvas's."""
+
+    ENGINE, OUTPUT, PURPOSE = FACE_ENGINE, "face", "Face from active layer"
+    EMPTY = "is empty inside the canvas or the selection: draw a face on it first."
+    PROGRESS, READY = "Face", "Face ready"
+    MISSING = "The backend answered without a face; update the backend."
+
+    def __init__(self, connection, status, face: FaceWorkflow, parent=None):
+        super().__init__(connection, status, parent)
+        self.face = face
+
+    def params(self) -> dict:
+        params = jobs.face_params(self.face.params, self.face.params["gender"], align="auto", outside="transparent")
+        return jobs.supported_params(params, self.connection.engine(FACE_ENGINE))
+
+    def region(self, doc, node):
+        return layers.region_to_send(doc, node)
+
+    def working(self, node) -> str:
+        return f"Looking for the face in '{node.name()}' …"
+
+
+class SketchifyWorkflow(LayerJob):
     """Photo -> pencil sketch on the active layer; the result is a new layer right above it."""
 
     changed = Signal()  # style, mix or strength set from the backend's defaults
+    ENGINE, OUTPUT, PURPOSE = SKETCH_ENGINE, "sketch", "Sketchify"
+    EMPTY = "is empty inside the canvas: nothing to sketch."
+    PROGRESS, ERROR_PREFIX, READY = "Sketchify", "Sketchify: ", "Sketch ready"
+    MISSING = "Sketchify: the backend answered without a sketch; update the backend."
 
     def __init__(self, connection, status, parent=None):
-        super().__init__(parent)
-        self.connection = connection
-        self.status = status
+        super().__init__(connection, status, parent)
         # until the backend says its defaults (apply_defaults)
         self.style = jobs.STYLE_VALUES[0]
         self.style_mix = [1 / 3, 1 / 3, 1 / 3]
@@ -567,68 +602,5 @@ class SketchifyWorkflow(QObject):
         return jobs.supported_params(jobs.sketch_params(self.style, self.style_mix, self.strength),
                                      self.connection.engine(SKETCH_ENGINE))
 
-    def run(self) -> str | None:
-        try:
-            return self._run()
-        except (InputError, ValueError) as exc:
-            self.status.show(str(exc))
-        except BackendError as exc:
-            self.status.show(self.connection.explain(exc))
-        return None
-
-    def _run(self) -> str:
-        doc = Krita.instance().activeDocument()
-        if doc is None:
-            raise InputError("Open an image first: Sketchify works on the active layer.")
-        node = doc.activeNode()
-        layers.check_paint_layer(node, "Sketchify")
-        rect = layers.clamp_to_canvas(doc, node)
-        if rect is None:
-            raise InputError(f"'{node.name()}' is empty inside the canvas: nothing to sketch.")
-        limit = (self.connection.caps or {}).get("max_pixels")
-        if limit and rect[2] * rect[3] > limit:
-            raise InputError(f"'{node.name()}': " + jobs.too_large_message(rect[2], rect[3], limit))
-        image = layers.read_layer(node, *rect)
-        key, source_id = doc_key(doc), layers.node_id(node)
-        t_submit = time.monotonic()
-        job_id = self.connection.submit(
-            SKETCH_ENGINE, {"image": image}, self.params(), ["sketch"], None,
-            on_result=lambda jid, images: self._guard(lambda: self._on_result(jid, images, key, source_id, rect,
-                                                                              t_submit)),
-            on_error=lambda jid, err: self._on_error(jid, err),
-            on_progress=lambda jid, f, msg: self.status.show(f"Sketchify: {msg or 'working'} …", f))
-        self.status.running[job_id] = self
-        self.status.show(f"Sketchifying '{node.name()}' …", 0.0)
-        return job_id
-
-    def _guard(self, fn):
-        try:
-            fn()
-        except InputError as exc:
-            self.status.show(str(exc))
-
-    def _on_error(self, job_id, err) -> None:
-        self.status.running.pop(job_id, None)
-        self.status.show("Cancelled." if err.code == "cancelled" else "Sketchify: " + self.connection.explain(err))
-
-    def _on_result(self, job_id, images, key, source_id, rect, t_submit) -> None:
-        self.status.running.pop(job_id, None)
-        seconds = time.monotonic() - t_submit
-        doc = find_document(key)
-        if doc is None:
-            self.status.show("The image was closed before the sketch arrived.")
-            return
-        result = images.get("sketch")
-        if result is None:
-            self.status.show("Sketchify: the backend answered without a sketch; update the backend.")
-            return
-        source = layers.find_node(doc, source_id)
-        name = f"{source.name() if source is not None else 'Layer'} (sketch)"
-        layers.new_layer(doc, name, result, rect[0], rect[1],
-                         parent=source.parentNode() if source is not None else doc.rootNode(),
-                         above=source)
-        doc.refreshProjection()
-        self.status.show(f"Sketch ready as layer '{name}' ({seconds:.2f} s).")
-
-    def cancel(self, job_id: str) -> None:
-        self.connection.cancel(job_id)
+    def working(self, node) -> str:
+        return f"Sketchifying '{node.name()}' …"
