@@ -270,18 +270,23 @@ def test_plugin_registers_and_settings_procedure_reaches_backend(gimp):
     assert saved["address"] == gimp["address"] and saved["autostart"] is False and saved["timeout_s"] == 300.0
 
 
+def _assert_engine_unavailable(rec, info, engine):
+    """The run failed with the backend's reason (no such engine, or not ready and why), and nothing was added."""
+    assert rec["status"] == "EXECUTION_ERROR"
+    if info is None:
+        assert f"has no '{engine}' engine" in rec["message"]
+    else:
+        assert f"'{engine}' engine is not ready" in rec["message"]
+        assert info["reason"].strip() in rec["message"]
+    _assert_nothing_added(rec)
+
+
 def test_sketchify_photo(gimp):
     rec = _scenario(gimp, "sketch")
     info = gimp["engines"].get("sketch")
     if info is None or not info["ready"]:
         # no trained weights: the backend's own reason reaches the user, and nothing is added
-        assert rec["status"] == "EXECUTION_ERROR"
-        if info is None:
-            assert "has no 'sketch' engine" in rec["message"]
-        else:
-            assert "'sketch' engine is not ready" in rec["message"]
-            assert info["reason"].strip() in rec["message"]
-        _assert_nothing_added(rec)
+        _assert_engine_unavailable(rec, info, "sketch")
         return
     _assert_success(rec)
     new = rec["new_layers"][0]
@@ -367,14 +372,7 @@ def test_sketch_to_face(gimp):
     info = gimp["engines"].get("face")
     if info is None or not info["ready"]:
         for tag in ("face", "face_template"):
-            rec = _scenario(gimp, tag)
-            assert rec["status"] == "EXECUTION_ERROR"
-            if info is None:
-                assert "has no 'face' engine" in rec["message"]
-            else:
-                assert "'face' engine is not ready" in rec["message"]
-                assert info["reason"].strip() in rec["message"]
-            _assert_nothing_added(rec)
+            _assert_engine_unavailable(_scenario(gimp, tag), info, "face")
     else:
         # the layer as the face template (the behaviour before the engine could find faces)
         rec = _scenario(gimp, "face_template")
