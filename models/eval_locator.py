@@ -32,6 +32,7 @@ import torch
 from PIL import Image
 
 from . import locator as L
+from .data.face_template import warp
 from .data.fs2k import load_sketch_gray
 from .data.landmarks import key_points, read_index
 from .paths import RESULTS_DIR, cache_dir, shown, weights_path
@@ -49,11 +50,6 @@ def transform_for(rng, pts: np.ndarray, scale_range=(0.3, 1.0), rot=20.0, canvas
     m = np.array([[s * math.cos(a), -s * math.sin(a), 0.0], [s * math.sin(a), s * math.cos(a), 0.0]])
     m[:, 2] = target - m[:, :2] @ pts.mean(0)
     return m
-
-
-def warp_gray(gray_u8: np.ndarray, m: np.ndarray, size, fill=255) -> np.ndarray:
-    from .data.face_template import warp
-    return warp(gray_u8, m, size, fill=fill)
 
 
 def negatives(n: int, seed: int):
@@ -117,7 +113,7 @@ def main(argv=None) -> int:
         pts = np.array(it["points"], np.float64)
         sketch = np.asarray(load_sketch_gray(os.path.join(root, it["sketch"])))
         m = transform_for(rng, pts)
-        layer = warp_gray(sketch, m, CANVAS)
+        layer = warp(sketch, m, CANVAS, fill=255)
         truth = L.apply(m, pts)
         faces = loc.find(L.ink_from_gray(layer.astype(np.float32) / 255.0))
         iod = float(np.hypot(*(truth[1] - truth[0])))
@@ -176,7 +172,7 @@ def main(argv=None) -> int:
             with Image.open(os.path.join(root, it["photo"])) as im:
                 photo = np.asarray(im.convert("RGB"))
             for k in kinds:
-                layer = warp_gray(makers[k](photo), m, CANVAS)
+                layer = warp(makers[k](photo), m, CANVAS, fill=255)
                 faces = loc.find(L.ink_from_gray(layer.astype(np.float32) / 255.0))
                 d = made.setdefault(k, [0, 0, []])
                 d[1] += 1
@@ -188,7 +184,7 @@ def main(argv=None) -> int:
     # -- speed at 2048^2 ----------------------------------------------------------------------------------
     from facesketch.backend.engines.face_placement import downscaled
     it, sketch, m, _ = cases[0]
-    big = warp_gray(sketch, np.array([[4.0, 0, 0], [0, 4.0, 0]]) @ np.vstack([m, [0, 0, 1]]), 2048)
+    big = warp(sketch, np.array([[4.0, 0, 0], [0, 4.0, 0]]) @ np.vstack([m, [0, 0, 1]]), 2048, fill=255)
     big_f = big.astype(np.float32) / 255.0
     times = []
     for _ in range(12):
@@ -274,7 +270,7 @@ def face_ssim(cases, root, locator_weights):
     align=auto on the transformed one (warped back)."""
     from facesketch.backend.engines.base import JobContext
     from facesketch.backend.engines.face import FaceEngine
-    from .data.face_template import alignment_matrix, warp
+    from .data.face_template import alignment_matrix
     from .metrics import masked_ssim
     eng = FaceEngine(locator_weights)
     ok, why = eng.readiness()

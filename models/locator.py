@@ -122,8 +122,7 @@ def warp_ink(ink: np.ndarray, matrix: np.ndarray, size: int = INPUT) -> np.ndarr
         k = max(1, int(1 / scale / 1.5))
         if k > 1:
             img = img.reduce(k)
-            m = m @ np.array([[k, 0, 0], [0, k, 0], [0, 0, 1.0]])
-            m = m[:2] if m.shape[0] == 3 else m
+            m = m @ np.array([[k, 0, 0], [0, k, 0], [0, 0, 1.0]])   # (2x3): reduced pixels -> output
     full = np.vstack([m, [0, 0, 1.0]])
     inv = np.linalg.inv(full)[:2]
     out = img.transform((size, size), Image.AFFINE, tuple(inv.reshape(-1)), resample=Image.BILINEAR, fillcolor=0.0)
