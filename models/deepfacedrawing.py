@@ -73,6 +73,9 @@ class DFDConfig:
     bn_momentum: float = 0.1                     # PyTorch convention: running = (1-m)*running + m*batch
     fm_norm_stats: str = "sample"                # FM decoders' BN at test time: "sample" (per-call statistics,
     #                                              as the official demo runs) or "running"
+    g_upsample: str = "transpose"                # generator upsampling: "transpose" (official, stride-2
+    #                                              transposed conv) or "resize" (nearest x2 + 3x3 conv: no
+    #                                              checkerboard, the GAN texture of the first lite faces)
 
     @property
     def n_down(self) -> int:
@@ -108,7 +111,18 @@ def lite_config() -> DFDConfig:
         block_slope=0.2, fm_norm_stats="sample")
 
 
-CONFIGS = {"official": official_config, "lite": lite_config}
+def lite2_config() -> DFDConfig:
+    # lite with half the latent (128) and a 16-channel bottleneck before and after every FC: the remainder's FC
+    # layers shrink from 2.1M to 0.5M parameters each, so the weights and a feature bank of several thousand faces
+    # stay under 20 MB in fp16. The generator keeps lite's width (its speed) but upsamples by resize + conv.
+    return DFDConfig(
+        name="lite2", canvas=256, boxes=scaled_boxes(256), nose_trim=OFFICIAL_NOSE_TRIM // 2, latent=128,
+        enc_widths=(16, 32, 64, 16), img_dec_widths=(16, 48, 32, 16, 8),
+        fm_widths=(16, 64, 48, 32, 16), feature_channels=16, ngf=16, g_downsample=3, g_blocks=6,
+        block_slope=0.2, fm_norm_stats="sample", g_upsample="resize")
+
+
+CONFIGS = {"official": official_config, "lite": lite_config, "lite2": lite2_config}
 
 
 def get_config(name: str) -> DFDConfig:
@@ -240,8 +254,11 @@ class DecoderGenerator_feature_Res(_FCDecoder):
 class GlobalGenerator(nn.Module):
     """pix2pixHD global generator with affine InstanceNorm; attribute `model` as in the official file."""
 
-    def __init__(self, input_nc: int, output_nc: int, ngf: int, n_downsampling: int, n_blocks: int):
+    def __init__(self, input_nc: int, output_nc: int, ngf: int, n_downsampling: int, n_blocks: int,
+                 upsample: str = "transpose"):
         super().__init__()
+        if upsample not in ("transpose", "resize"):
+            raise ValueError(f"generator upsampling must be 'transpose' or 'resize', got {upsample!r}")
         layers = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7), nn.InstanceNorm2d(ngf, affine=True), nn.ReLU(True)]
         for i in range(n_downsampling):
             m = 2 ** i
@@ -250,8 +267,9 @@ class GlobalGenerator(nn.Module):
         layers += [in_resblock(ngf * m) for _ in range(n_blocks)]
         for i in range(n_downsampling):
             m = 2 ** (n_downsampling - i)
-            layers += [nn.ConvTranspose2d(ngf * m, ngf * m // 2, 3, 2, 1, output_padding=1),
-                       nn.InstanceNorm2d(ngf * m // 2, affine=True), nn.ReLU(True)]
+            up = nn.ConvTranspose2d(ngf * m, ngf * m // 2, 3, 2, 1, output_padding=1) if upsample == "transpose" \
+                else nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ngf * m, ngf * m // 2, 3, 1, 1))
+            layers += [up, nn.InstanceNorm2d(ngf * m // 2, affine=True), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
@@ -271,7 +289,8 @@ class DeepFaceDrawing(nn.Module):
         self.encoders = nn.ModuleDict({c: EncoderGenerator_Res(cfg, size[c]) for c in COMPONENTS})
         self.image_decoders = nn.ModuleDict({c: DecoderGenerator_image_Res(cfg, size[c]) for c in COMPONENTS})
         self.feature_decoders = nn.ModuleDict({c: DecoderGenerator_feature_Res(cfg, size[c]) for c in COMPONENTS})
-        self.generator = GlobalGenerator(cfg.feature_channels, 3, cfg.ngf, cfg.g_downsample, cfg.g_blocks)
+        self.generator = GlobalGenerator(cfg.feature_channels, 3, cfg.ngf, cfg.g_downsample, cfg.g_blocks,
+                                         cfg.g_upsample)
 
     def set_feature_norm(self, stats: str) -> "DeepFaceDrawing":
         """How the FM decoders' BatchNorm normalises: "sample" (per-call statistics, the official demo's

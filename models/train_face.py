@@ -1,136 +1,155 @@
-"""Training of the DeepFaceDrawing face model on the FS2K pack (reached as `python -m facesketch.models.train face ...`).
+"""Training of the DeepFaceDrawing face model on the face pack (reached as `python -m facesketch.models.train face ...`).
 
-    python -m facesketch.models.train face --data PACK --out STATEDIR [--config lite] [--stage 1|2] [--steps N] [--resume]
-    python -m facesketch.models.train face --data PACK --out STATEDIR --export models/weights/face_lite.safetensors
+    python -m facesketch.models.train face --data FACEPACK --out STATEDIR [--config lite2] [--stage 1|2] [--steps N] [--resume]
+    python -m facesketch.models.train face --data FACEPACK --out STATEDIR --export models/weights/face_lite.safetensors
+
+FACEPACK is models.data.face_pack's output: FS2K and CelebA training photos aligned to the face template, each with
+its sketches (FS2K's artists, and sketches made from the photos: colour dodge, pencil filter, rough strokes, pen
+outlines, the sketch engine's styles, HED edges).
 
 Stage 1: the five component auto-encoders (encoder + image decoder) on sketch reconstruction (L1 + L2), with
-small shifts and stroke thickening so both careful and rough lines land near each other in latent space.
-Stage 2: encoders frozen; feature-mapping decoders + generator as a conditional GAN (pix2pixHD style: two-scale
-PatchGAN discriminator, LSGAN, discriminator feature matching, L1 to the photo; no VGG, none is available).
+flips, small shifts and stroke thickening so careful and rough lines land near each other in latent space.
+Stage 2: encoders frozen; feature-mapping decoders + generator learn to draw the photo from the encoded sketch.
+The recipe that converges on a CPU: L1 + the HED-VGG16 perceptual loss + SSIM first (`--gan-weight 0`), then a
+conditional GAN (pix2pixHD style: two-scale PatchGAN, LSGAN, discriminator feature matching) on top. The targets
+are the photos on a plain grey outside a soft head oval (face_template.head_mask): the model draws a clean
+background, which the face engine composites into the user's layer.
 
-Training pairs: FS2K train photos with their artist sketch (3 styles) plus synthetic sketches made from the
-photos with models.pencil (a careful pencil rendering and a rough one). The feature bank shipped with the
-weights holds the stage-1 encoders' latents of all these training sketches, with gender labels.
-
-State lives in STATEDIR, outside the repository: stage1.pt / stage2.pt (written atomically every few minutes
-and when the run is stopped with SIGTERM or Ctrl-C, read with weights_only=True; --resume continues from the
-stage's one), latents.pt (the training sketches' stage-1 latents, stored with the stage-1 step and a hash of
-the encoders' weights and of the sketches, re-encoded when they differ), the cached synthetic sketches,
-samples/, log.txt and log_stage1.tsv / log_stage2.tsv. The shared pieces are in models/training.py, the
-discriminators and GAN losses in models/discriminators.py.
+State lives in STATEDIR, outside the repository: stage1.pt / stage2.pt (written atomically every few minutes and
+when the run is stopped with SIGTERM or Ctrl-C, read with weights_only=True; --resume continues from the stage's
+one), samples/, log.txt and log_stage1.tsv / log_stage2.tsv. The shared pieces are in models/training.py, the
+discriminators and GAN losses in models/discriminators.py. Export encodes one sketch per photo (an artist's where
+there is one) with the stage-1 encoders into the feature bank, with each photo's gender.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from .deepfacedrawing import COMPONENTS, DeepFaceDrawing, get_config, save_safetensors
 from .discriminators import MultiscaleDiscriminator, feature_matching, lsgan
-from .training import (Amp, Checkpointer, Logger, frozen, load_checkpoint, save_atomic, save_grid, state_digest,
-                       stop_on_signal, to_u8)
+from .training import Amp, Checkpointer, Logger, frozen, load_checkpoint, save_grid, stop_on_signal, to_u8
 
-DEFAULT_STATE = os.path.join(os.path.expanduser("~"), ".cache", "facesketch", "train", "face_lite")
+DEFAULT_STATE = os.path.join(os.path.expanduser("~"), ".cache", "facesketch", "train", "face_lite2")
+BACKGROUND = 0.6  # the plain background behind generated faces, in [-1, 1] (a light grey, 204/255)
+# the sketch of a photo the feature bank holds: the artist's, else the most careful made one
+BANK_PREFERENCE = ("artist", "engine", "pencil", "dodge", "outline", "hed", "rough")
 
 
 # ---------------------------------------------------------------------------------------------- data
 
-def synthetic_sketches(photos: np.ndarray, ids: list[str], cache: str, log=print) -> dict[str, np.ndarray]:
-    """{"pencil": (N,S,S) uint8, "rough": ...} made from the photos by models.pencil (seeded by the item id),
-    cached per item id in `cache` (npz), so a growing pack only computes its new items. Empty when the
-    pencil module is not available."""
-    try:
-        from . import pencil
-    except ImportError:
-        log("models.pencil not available: training on artist sketches only")
-        return {}
-    known: dict[str, dict[str, np.ndarray]] = {}
-    if os.path.isfile(cache):
-        with np.load(cache) as z:  # read each array once (every z[key] access decodes the whole array)
-            cached = {k: z[k] for k in ("ids", "pencil", "rough")}
-        for j, i in enumerate(cached["ids"]):
-            known[str(i)] = {k: cached[k][j] for k in ("pencil", "rough")}
-    missing = [j for j, i in enumerate(ids) if i not in known]
-    if missing:
-        t = time.time()
-        for n, j in enumerate(missing):
-            seed = int.from_bytes(ids[j].encode()[-4:].rjust(4, b"\0"), "little")
-            known[ids[j]] = {"pencil": _as_gray(pencil.pencil_sketch(photos[j], seed=seed)),
-                             "rough": _as_gray(pencil.rough_sketch(photos[j], seed=seed))}
-            if (n + 1) % 200 == 0:
-                log(f"synthetic sketches: {n + 1}/{len(missing)}")
-        log(f"synthetic sketches for {len(missing)} photos in {time.time() - t:.0f}s")
-        keys = sorted(known)
-        tmp = cache + ".tmp.npz"
-        np.savez(tmp, ids=np.array(keys), pencil=np.stack([known[k]["pencil"] for k in keys]),
-                 rough=np.stack([known[k]["rough"] for k in keys]))
-        os.replace(tmp, cache)
-    return {k: np.stack([known[i][k] for i in ids]) for k in ("pencil", "rough")}
-
-
-def _as_gray(img) -> np.ndarray:
-    a = np.asarray(img)
-    if a.dtype != np.uint8:
-        a = np.clip(a * 255.0 + 0.5 if a.max() <= 1.0 else a, 0, 255).astype(np.uint8)
-    if a.ndim == 3:
-        a = a[..., 0] if a.shape[2] in (1, 2) else np.asarray(Image.fromarray(a[..., :3]).convert("L"))
-    return a
-
-
-def _resize(arr: np.ndarray, size: int) -> np.ndarray:
-    if arr.shape[1] == size:
-        return arr
-    mode = "RGB" if arr.ndim == 4 else "L"
-    return np.stack([np.asarray(Image.fromarray(a, mode).resize((size, size), Image.BICUBIC)) for a in arr])
-
-
 class FaceData:
-    """Photos, genders (1 = female, the official 'sex' convention) and every training sketch variant."""
+    """The face pack's photos (memory-mapped), every training sketch and which photo it shows, genders."""
 
-    def __init__(self, pack_dir: str, canvas: int, state_dir: str, split: str = "train", limit=None, log=print):
-        from .data.pack import load_pack
-        pack = load_pack(pack_dir, split, limit=limit)
-        self.photos = _resize(pack.photos, canvas)                       # (N,S,S,3) uint8
-        self.female = (1 - pack.genders.astype(np.int64)).astype(np.uint8)  # FS2K: 1 = male
-        variants = {"artist": _resize(pack.sketches, canvas)}
-        if split == "train":
-            cache = os.path.join(state_dir, f"synthetic_{pack.photos.shape[1]}.npz")
-            variants.update({k: _resize(v, canvas) for k, v in
-                             synthetic_sketches(pack.photos, list(pack.ids), cache, log).items()})
-        self.variants = variants
-        self.names = list(variants)
-        # (sketch variant index, photo index) for every training sketch
-        self.sketches = np.concatenate([variants[k] for k in self.names])   # (V*N,S,S)
-        self.photo_of = np.tile(np.arange(len(self.photos)), len(self.names))
-        self.ids = pack.ids
+    def __init__(self, pack_dir: str, canvas: int, split: str = "train", limit=None, kinds=None, log=print):
+        from .data.face_pack import load_face_pack
+        pack = load_face_pack(pack_dir, split)
+        if pack.photos.shape[1] != canvas:
+            raise SystemExit(f"{pack_dir} is a {pack.photos.shape[1]}px pack; this model needs {canvas}px "
+                             f"(python -m facesketch.models.data.face_pack --size {canvas})")
+        keep = np.ones(len(pack.sketch_of), bool)
+        if limit:
+            keep &= pack.sketch_of[:, 0] < limit
+        if kinds:
+            unknown = set(kinds) - set(pack.kinds)
+            if unknown:
+                raise SystemExit(f"the face pack has no sketch kinds {sorted(unknown)}; it has {list(pack.kinds)}")
+            keep &= np.isin(pack.sketch_of[:, 1], [pack.kinds.index(k) for k in kinds])
+        self.rows = np.flatnonzero(keep)                 # rows of pack.sketches used
+        self.photos, self.all_sketches = pack.photos, pack.sketches
+        self.photo_of = pack.sketch_of[self.rows, 0]
+        self.kind_of = pack.sketch_of[self.rows, 1]
+        self.kinds, self.items = pack.kinds, pack.items
+        self.female = pack.genders                       # per photo: 1 female, 0 male, -1 unknown
+        self.ids = [it["id"] for it in pack.items]
+        counts = {k: int((self.kind_of == i).sum()) for i, k in enumerate(self.kinds) if (self.kind_of == i).any()}
+        log(f"face pack {pack_dir}: {len(set(self.photo_of.tolist()))} photos, {len(self.rows)} sketches {counts}")
 
     def __len__(self):
-        return len(self.sketches)
+        return len(self.rows)
+
+    def sketches(self, idx) -> np.ndarray:
+        """uint8 (B,S,S) training sketches idx (indices into this data, not the pack)."""
+        return self.all_sketches[self.rows[np.asarray(idx)]]
+
+    def sampling_weights(self, artist_share: float) -> np.ndarray:
+        """Per-sketch probabilities: artist sketches together get `artist_share` of the draws (they are what users
+        draw most like, and few), the made kinds share the rest evenly by row."""
+        artist = self.kind_of == (self.kinds.index("artist") if "artist" in self.kinds else -1)
+        if not artist.any() or not (~artist).any():
+            return np.full(len(self), 1.0 / len(self))
+        return np.where(artist, artist_share / artist.sum(), (1 - artist_share) / (~artist).sum())
+
+
+def sketch_tensor(sketches: np.ndarray, device) -> torch.Tensor:
+    return ((torch.from_numpy(np.ascontiguousarray(sketches)).float().to(device) - 127.5) / 127.5)[:, None]
+
+
+def photo_tensor(photos: np.ndarray, device) -> torch.Tensor:
+    return (torch.from_numpy(np.ascontiguousarray(photos)).float().to(device) / 127.5 - 1).permute(0, 3, 1, 2)
 
 
 def sketch_batch(sketches: np.ndarray, idx, device) -> torch.Tensor:
-    return ((torch.from_numpy(sketches[idx]).float().to(device) - 127.5) / 127.5)[:, None]
+    return sketch_tensor(np.asarray(sketches)[idx], device)
 
 
-def photo_batch(photos: np.ndarray, idx, device) -> torch.Tensor:
-    return (torch.from_numpy(photos[idx]).float().to(device) / 127.5 - 1).permute(0, 3, 1, 2)
+def shift(x: torch.Tensor, dx: int, dy: int, fill: float | None) -> torch.Tensor:
+    """Move images by whole pixels; uncovered pixels get `fill` (None: the nearest edge pixel)."""
+    p = max(abs(dx), abs(dy))
+    if p == 0:
+        return x
+    padded = F.pad(x, (p,) * 4, mode="replicate") if fill is None else F.pad(x, (p,) * 4, value=fill)
+    h, w = x.shape[-2:]
+    return padded[..., p - dy: p - dy + h, p - dx: p - dx + w]
+
+
+def flip_faces(x: torch.Tensor, fill: float | None) -> torch.Tensor:
+    """Mirror aligned faces about the template's face axis (the eyes' midpoint), which is not the canvas centre."""
+    from .data.face_template import template_points
+    size = x.shape[-1]
+    offset = int(round(size - 2 * template_points(size)[:2, 0].mean()))
+    return shift(x.flip(-1), -offset, 0, fill)
+
+
+def thicken(x: torch.Tensor) -> torch.Tensor:
+    """Thicker strokes (strokes are dark: a min filter)."""
+    return -F.max_pool2d(-x, 3, 1, 1)
 
 
 def augment_sketch(x: torch.Tensor, gen: torch.Generator, max_shift: int = 4) -> torch.Tensor:
-    """Random integer shift (white fill) and, sometimes, thicker strokes (strokes are dark: min-pool)."""
+    """Random integer shift (white fill) and, sometimes, thicker strokes."""
     dx, dy = (int(v) for v in torch.randint(-max_shift, max_shift + 1, (2,), generator=gen))
-    x = F.pad(x, (max_shift,) * 4, value=1.0)[:, :, max_shift + dy: max_shift + dy + x.shape[2],
-                                              max_shift + dx: max_shift + dx + x.shape[3]]
-    if torch.rand((), generator=gen) < 0.3:
-        x = -F.max_pool2d(-x, 3, 1, 1)
-    return x
+    x = shift(x, dx, dy, 1.0)
+    return thicken(x) if torch.rand((), generator=gen) < 0.3 else x
+
+
+def augment_pair(sk: torch.Tensor, photo: torch.Tensor, gen: torch.Generator, max_shift: int = 3):
+    """The same flip and shift for a sketch and its photo; sometimes thicker strokes."""
+    if torch.rand((), generator=gen) < 0.5:
+        sk, photo = flip_faces(sk, 1.0), flip_faces(photo, None)
+    dx, dy = (int(v) for v in torch.randint(-max_shift, max_shift + 1, (2,), generator=gen))
+    sk, photo = shift(sk, dx, dy, 1.0), shift(photo, dx, dy, None)
+    return (thicken(sk) if torch.rand((), generator=gen) < 0.2 else sk), photo
+
+
+_MASKS: dict[int, torch.Tensor] = {}
+
+
+def plain_background(photo: torch.Tensor) -> torch.Tensor:
+    """(B,3,S,S) aligned photos in [-1,1] -> the same faces on the plain BACKGROUND outside the soft head oval."""
+    size = photo.shape[-1]
+    if size not in _MASKS:
+        from .data.face_template import head_mask
+        _MASKS[size] = torch.from_numpy(head_mask(size))
+    m = _MASKS[size].to(photo.device)
+    return photo * m + BACKGROUND * (1 - m)
 
 
 # ---------------------------------------------------------------------------------------------- stages
@@ -157,13 +176,15 @@ def train_stage1(args, cfg, data: FaceData, device, log) -> None:
     log.start()
     with stop_on_signal() as stop:
         while step < args.steps and not stop.now:
-            idx = rng.integers(0, len(data), args.batch)
-            log.add(stage1_step(model, opt, amp, augment_sketch(sketch_batch(data.sketches, idx, device), gen)))
+            x = sketch_tensor(data.sketches(rng.integers(0, len(data), args.batch)), device)
+            if torch.rand((), generator=gen) < 0.5:
+                x = flip_faces(x, 1.0)
+            log.add(stage1_step(model, opt, amp, augment_sketch(x, gen)))
             step += 1
             if step % args.log_every == 0:
                 log.scalars(step, "stage 1 ")
             if step % args.sample_every == 0 or step == args.steps:
-                _stage1_samples(model, cfg, data.sketches[fixed], device,
+                _stage1_samples(model, cfg, data.sketches(fixed), device,
                                 os.path.join(args.out, "samples", f"s1_{step:06d}.png"))
                 model.train()
                 model.feature_decoders.eval()
@@ -206,7 +227,7 @@ def encode_all(model: DeepFaceDrawing, sketches: np.ndarray, device, batch: int 
     model.eval()
     out = {c: [] for c in COMPONENTS}
     for i in range(0, len(sketches), batch):
-        z = model.encode(sketch_batch(sketches, np.arange(i, min(i + batch, len(sketches))), device))
+        z = model.encode(sketch_tensor(sketches[i:i + batch], device))
         for c in COMPONENTS:
             out[c].append(z[c].float().cpu())
     return {c: torch.cat(v) for c, v in out.items()}
@@ -219,40 +240,24 @@ def load_stage1(args, cfg, device) -> tuple[DeepFaceDrawing, int]:
         raise SystemExit(f"stage 2 needs the stage-1 checkpoint {path}; run --stage 1 first")
     model = DeepFaceDrawing(cfg).to(device)
     ck = load_checkpoint(path, device)
+    if ck.get("config", cfg.name) != cfg.name:
+        raise SystemExit(f"{path} is a {ck['config']} stage 1, not {cfg.name}: pass --config {ck['config']}")
     model.load_state_dict(ck["model"])
     return model, ck["step"]
 
 
-def latents_source(model: DeepFaceDrawing, stage1_step: int, sketches: np.ndarray | None = None) -> dict:
-    """What a latents cache was made from: the stage-1 encoders (step and a hash of their weights) and, when
-    given, the training sketches (count and hash)."""
-    src = {"stage1_step": int(stage1_step), "encoders": state_digest(model.encoders)}
-    if sketches is not None:
-        import hashlib
-        src.update(n=len(sketches), sketches=hashlib.sha1(np.ascontiguousarray(sketches).data).hexdigest()[:16])
-    return src
-
-
-def stage1_latents(model: DeepFaceDrawing, stage1_step: int, sketches: np.ndarray, path: str, device, log) -> dict:
-    """Every training sketch's latents under the stage-1 encoders, cached in `path` (latents.pt) with what they
-    were made from (`"source"`: latents_source); recomputed when the encoders (a retrained stage 1) or the
-    sketches differ."""
-    source = latents_source(model, stage1_step, sketches)
-    cached = load_checkpoint(path) if os.path.isfile(path) else None
-    if cached is not None and cached.get("source") == source:
-        return cached
-    if cached is not None:
-        log(f"{path} was made from {cached.get('source', 'an unrecorded stage 1')}, not {source}: re-encoding")
-    t = time.time()
-    latents = {**encode_all(model, sketches, device), "source": source}
-    save_atomic(latents, path)
-    log(f"encoded {len(sketches)} training sketches in {time.time() - t:.0f}s")
-    return latents
+@dataclasses.dataclass
+class Stage2Loss:
+    """Weights of the generator's losses; gan = 0 trains without the discriminator (the first phase)."""
+    l1: float = 10.0
+    perceptual: float = 0.0   # HED-VGG16 relu1_2..relu4_3 (models.vgg16_hed), on the photo's frame
+    ssim: float = 0.0         # 1 - SSIM of the grey faces (the evaluation's measure of likeness)
+    gan: float = 0.0          # LSGAN on the two-scale PatchGAN
+    feat: float = 10.0        # discriminator feature matching (with gan > 0)
 
 
 def train_stage2(args, cfg, data: FaceData, device, log) -> None:
     model, stage1_step = load_stage1(args, cfg, device)
-    latents = stage1_latents(model, stage1_step, data.sketches, os.path.join(args.out, "latents.pt"), device, log)
     model.encoders.requires_grad_(False).eval()
     model.image_decoders.requires_grad_(False).eval()
     disc = MultiscaleDiscriminator(1 + 3, ndf=args.ndf).to(device)
@@ -264,6 +269,9 @@ def train_stage2(args, cfg, data: FaceData, device, log) -> None:
     step = 0
     if args.resume and checkpoint.exists():
         ck = checkpoint.load(device)
+        if ck.get("stage1_step", stage1_step) != stage1_step:
+            raise SystemExit(f"stage2.pt was trained on the stage-1 encoders of step {ck['stage1_step']}, "
+                             f"stage1.pt is now step {stage1_step}: start stage 2 again (without --resume)")
         model.feature_decoders.load_state_dict(ck["feature_decoders"])
         model.generator.load_state_dict(ck["generator"])
         disc.load_state_dict(ck["disc"])
@@ -277,94 +285,149 @@ def train_stage2(args, cfg, data: FaceData, device, log) -> None:
         group["lr"] = args.lr or 2e-4
     for group in opt_d.param_groups:
         group["lr"] = args.d_lr or args.lr or 2e-4
+    weights = Stage2Loss(l1=args.lambda_l1, perceptual=args.perceptual, ssim=args.ssim_weight, gan=args.gan_weight,
+                         feat=args.lambda_feat)
+    perceptual = None
+    if weights.perceptual > 0:
+        from .vgg16_hed import PerceptualLoss
+        perceptual = PerceptualLoss(layers=("relu1_2", "relu2_2", "relu3_3", "relu4_3")).to(device)
+    log(f"stage 2 losses: {dataclasses.asdict(weights)}")
     rng = np.random.default_rng(step + 7)
     gen = torch.Generator().manual_seed(step + 7)
-    lat_std = {c: latents[c].std(0).mean().item() for c in COMPONENTS}
-    fixed = np.concatenate([np.linspace(0, len(data.photos) - 1, 3).astype(int) + k * len(data.photos)
-                            for k in range(len(data.names))])[:6]
+    probs = data.sampling_weights(args.artist_share)
+    fixed = _sample_rows(data)
     model.feature_decoders.train()
     model.generator.train()
     log.start()
     with stop_on_signal() as stop:
         while step < args.steps and not stop.now:
-            idx = rng.integers(0, len(data), args.batch)
-            z = {c: latents[c][idx].to(device) for c in COMPONENTS}
+            idx = rng.choice(len(data), args.batch, p=probs)
+            sk, real = augment_pair(sketch_tensor(data.sketches(idx), device),
+                                    photo_tensor(data.photos[data.photo_of[idx]], device), gen)
+            with torch.no_grad():
+                z = model.encode(sk)
             # a little latent noise: at test time the decoders see projected (blended) latents, not exact ones
-            z = {c: v + args.latent_noise * lat_std[c] * torch.randn(v.shape, generator=gen).to(device)
+            z = {c: v + args.latent_noise * v.std(1, keepdim=True) * torch.randn(v.shape, generator=gen).to(device)
                  for c, v in z.items()}
-            sk = sketch_batch(data.sketches, idx, device)
-            real = photo_batch(data.photos, data.photo_of[idx], device)
-            log.add(stage2_step(model, disc, opt_g, opt_d, amp, z, sk, real, args.lambda_feat, args.lambda_l1))
+            log.add(stage2_step(model, disc, opt_g, opt_d, amp, z, sk, plain_background(real), weights, perceptual))
             step += 1
             if step % args.log_every == 0:
                 log.scalars(step, "stage 2 ")
             if step % args.sample_every == 0 or step == args.steps:
-                model.generator.eval()
-                with torch.no_grad():
-                    out = model.generate({c: latents[c][fixed].to(device) for c in COMPONENTS})
-                rows = [[s, f, p] for s, f, p in zip(to_u8(sketch_batch(data.sketches, fixed, device)), to_u8(out),
-                                                     data.photos[data.photo_of[fixed]])]
-                save_grid(rows, os.path.join(args.out, "samples", f"s2_{step:06d}.png"))
+                _stage2_samples(model, data, fixed, device, os.path.join(args.out, "samples", f"s2_{step:06d}.png"))
+                model.feature_decoders.train()
                 model.generator.train()
             if checkpoint.due(step) or step == args.steps or stop.now:
                 checkpoint.save({"feature_decoders": model.feature_decoders.state_dict(),
                                  "generator": model.generator.state_dict(), "disc": disc.state_dict(),
                                  "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "scaler": amp.state_dict(),
-                                 "step": step, "config": cfg.name})
+                                 "step": step, "stage1_step": stage1_step, "config": cfg.name})
         log(f"stage 2 {'stopped' if stop.now else 'finished'} at step {step}")
 
 
-def stage2_step(model: DeepFaceDrawing, disc: MultiscaleDiscriminator, opt_g, opt_d, amp: Amp, z: dict, sk, real,
-                lambda_feat: float = 10.0, lambda_l1: float = 10.0) -> dict[str, float]:
-    """One conditional-GAN update: the discriminator on [sketch, photo] vs [sketch, generated face] (LSGAN), then
-    the feature decoders + generator (LSGAN + feature matching + L1 to the photo) with the discriminator frozen."""
+def _sample_rows(data: FaceData, per_kind: int = 2) -> np.ndarray:
+    """Fixed sketches for the sample grids: two of each kind, of different photos."""
+    rows = []
+    for k in range(len(data.kinds)):
+        r = np.flatnonzero(data.kind_of == k)
+        rows += list(r[np.linspace(0, len(r) - 1, per_kind).astype(int)]) if len(r) else []
+    return np.array(rows[:12])
+
+
+@torch.no_grad()
+def _stage2_samples(model: DeepFaceDrawing, data: FaceData, rows: np.ndarray, device, path: str) -> str:
+    """Sketch | generated face | target (the photo on the plain background)."""
+    model.feature_decoders.eval()
+    model.generator.eval()
+    sk = sketch_tensor(data.sketches(rows), device)
+    out = model.generate(model.encode(sk))
+    target = plain_background(photo_tensor(data.photos[data.photo_of[rows]], device))
+    return save_grid([[s, f, t] for s, f, t in zip(to_u8(sk), to_u8(out), to_u8(target))], path)
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    """(B,3,H,W) in [-1,1] -> (B,1,H,W) luma in [0,1]."""
+    w = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
+    return ((x + 1) / 2 * w).sum(1, keepdim=True)
+
+
+def stage2_step(model: DeepFaceDrawing, disc: MultiscaleDiscriminator, opt_g, opt_d, amp: Amp, z: dict, sk, target,
+                weights: Stage2Loss = Stage2Loss(gan=1.0), perceptual=None) -> dict[str, float]:
+    """One update of the feature decoders + generator: L1 (+ perceptual, + 1 - SSIM) to the target photo; with
+    weights.gan > 0 first the discriminator on [sketch, photo] vs [sketch, generated face] (LSGAN), then the
+    generator's LSGAN + feature matching with the discriminator frozen."""
+    logs = {}
     with amp.autocast():
         fake = model.generate(z)
-        d_fake = disc(torch.cat([sk, fake.detach()], 1))
-        d_real = disc(torch.cat([sk, real], 1))
-        loss_d = 0.5 * (lsgan(d_fake, False) + lsgan(d_real, True))
-    amp.step(opt_d, loss_d)
-    with frozen(disc):  # the generator's loss must not leave gradients in the discriminator
+    if weights.gan > 0:
         with amp.autocast():
-            d_fake_g = disc(torch.cat([sk, fake], 1))
-            g_gan = lsgan(d_fake_g, True)
-            g_feat = feature_matching(d_fake_g, d_real)
-            g_l1 = F.l1_loss(fake.float(), real)
-            loss_g = g_gan + lambda_feat * g_feat + lambda_l1 * g_l1
+            d_fake = disc(torch.cat([sk, fake.detach()], 1))
+            d_real = disc(torch.cat([sk, target], 1))
+            loss_d = 0.5 * (lsgan(d_fake, False) + lsgan(d_real, True))
+        amp.step(opt_d, loss_d)
+        logs["d"] = loss_d
+    with frozen(disc):  # the generator's loss must not leave gradients in the discriminator
+        fake32 = fake.float()
+        loss_g = weights.l1 * F.l1_loss(fake32, target)
+        logs["l1"] = F.l1_loss(fake32.detach(), target)
+        if perceptual is not None and weights.perceptual > 0:
+            # HED's VGG takes 0..255 RGB; divided by 100 its loss is on the scale of the L1 term
+            loss_p = perceptual((fake32 + 1) * 127.5, (target + 1) * 127.5) / 100.0
+            loss_g = loss_g + weights.perceptual * loss_p
+            logs["vgg"] = loss_p
+        if weights.ssim > 0:
+            from pytorch_msssim import ssim
+            loss_s = 1 - ssim(_gray(fake32), _gray(target), data_range=1.0, size_average=True)
+            loss_g = loss_g + weights.ssim * loss_s
+            logs["1-ssim"] = loss_s
+        if weights.gan > 0:
+            with amp.autocast():
+                d_fake_g = disc(torch.cat([sk, fake], 1))
+                g_gan = lsgan(d_fake_g, True)
+                g_feat = feature_matching(d_fake_g, d_real)
+            loss_g = loss_g + weights.gan * g_gan + weights.feat * g_feat
+            logs.update(g_gan=g_gan, g_feat=g_feat)
         amp.step(opt_g, loss_g)
     amp.update()
-    return {k: v.item() for k, v in (("d", loss_d), ("g_gan", g_gan), ("g_feat", g_feat), ("l1", g_l1))}
+    return {k: float(v.detach()) for k, v in logs.items()}
 
 
-def export(args, cfg, device, log) -> str:
+def bank_rows(data: FaceData) -> np.ndarray:
+    """One sketch per photo for the feature bank (indices into data): the first kind of BANK_PREFERENCE it has."""
+    rank = np.array([BANK_PREFERENCE.index(k) if k in BANK_PREFERENCE else len(BANK_PREFERENCE) for k in data.kinds])
+    order = np.lexsort((rank[data.kind_of], data.photo_of))
+    first = np.ones(len(order), bool)
+    first[1:] = data.photo_of[order][1:] != data.photo_of[order][:-1]
+    return order[first]
+
+
+def export(args, cfg, data: FaceData, device, log) -> str:
     """Stage-1 encoders/image decoders + stage-2 FM decoders/generator + feature bank -> fp16 safetensors."""
     model, stage1_step = load_stage1(args, cfg, device)
     s2 = os.path.join(args.out, "stage2.pt")
-    steps = {"stage1": stage1_step}
-    if os.path.isfile(s2):
-        ck = load_checkpoint(s2, device)
-        model.feature_decoders.load_state_dict(ck["feature_decoders"])
-        model.generator.load_state_dict(ck["generator"])
-        steps["stage2"] = ck["step"]
-    else:
+    if not os.path.isfile(s2):
         raise SystemExit(f"no stage-2 checkpoint in {args.out}: a face model needs its generator trained")
-    latents_path = os.path.join(args.out, "latents.pt")
-    genders_path = os.path.join(args.out, "bank_gender.npy")
-    if not (os.path.isfile(latents_path) and os.path.isfile(genders_path)):
-        raise SystemExit(f"{args.out} lacks latents.pt / bank_gender.npy (written when stage 2 starts)")
-    latents = load_checkpoint(latents_path)
-    made_from, now = latents.get("source"), latents_source(model, stage1_step)
-    if made_from is None:
-        log(f"{latents_path} does not say which stage 1 made it (an older run): exporting it as it is")
-    elif {k: made_from.get(k) for k in now} != now:
-        raise SystemExit(f"{latents_path} was made from stage 1 {made_from}, the checkpoint is {now}: "
-                         "run stage 2 (it re-encodes the sketches) before exporting")
-    gender = np.load(genders_path)
-    bank = {c: latents[c].numpy() for c in COMPONENTS}
-    save_safetensors(model.cpu(), args.export, bank, gender,
-                     {"trained_steps": json.dumps(steps), "data": "FS2K train split (artist + synthetic sketches)",
-                      "bank_gender": "1 = female, 0 = male"})
-    log(f"exported {args.export} ({os.path.getsize(args.export) / 1e6:.1f} MB, steps {steps}, bank {len(gender)} rows)")
+    ck = load_checkpoint(s2, device)
+    if ck.get("stage1_step", stage1_step) != stage1_step:
+        raise SystemExit(f"stage2.pt was trained on the stage-1 encoders of step {ck['stage1_step']}, stage1.pt is "
+                         f"step {stage1_step}: train stage 2 again before exporting")
+    model.feature_decoders.load_state_dict(ck["feature_decoders"])
+    model.generator.load_state_dict(ck["generator"])
+    steps = {"stage1": stage1_step, "stage2": ck["step"]}
+    rows = bank_rows(data)
+    gender = data.female[data.photo_of[rows]]
+    if (gender < 0).any():
+        log(f"{int((gender < 0).sum())} bank photos have no gender (run models.data.face_gender): left out of the bank")
+        rows, gender = rows[gender >= 0], gender[gender >= 0]
+    bank = {c: v.numpy() for c, v in encode_all(model, data.sketches(rows), device).items()}
+    kinds = {k: int((data.kind_of[rows] == i).sum()) for i, k in enumerate(data.kinds) if (data.kind_of[rows] == i).any()}
+    save_safetensors(model.cpu(), args.export, bank, gender.astype(np.uint8),
+                     {"trained_steps": json.dumps(steps), "bank_gender": "1 = female, 0 = male",
+                      "data": f"face pack {', '.join(sorted({it['dataset'] for it in data.items}))} train: "
+                              f"{len(set(data.photo_of.tolist()))} photos, {len(data)} sketches",
+                      "bank_sketches": json.dumps(kinds)})
+    log(f"exported {args.export} ({os.path.getsize(args.export) / 1e6:.1f} MB, steps {steps}, bank {len(rows)} rows "
+        f"{kinds})")
     return args.export
 
 
@@ -372,40 +435,32 @@ def export(args, cfg, device, log) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m facesketch.models.train face", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", help="FS2K pack directory (models/data/pack.py)")
+    p.add_argument("--data", required=True, help="face pack directory (models/data/face_pack.py)")
     p.add_argument("--out", default=DEFAULT_STATE, help="training state directory (outside the repository)")
-    p.add_argument("--config", default="lite", choices=("lite", "official"))
+    p.add_argument("--config", default="lite2", choices=("lite", "lite2", "official"))
     p.add_argument("--stage", type=int, choices=(1, 2), default=1)
     p.add_argument("--steps", type=int, default=None, help="train until this step (stage 1: 3000, stage 2: 200000)")
-    p.add_argument("--batch", type=int, default=None, help="batch size (stage 1: 8, stage 2: 2)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (stage 1: 16, stage 2: 4)")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--resume", action="store_true", help="continue from the stage's checkpoint in --out")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=int, default=1, help="CPU threads (the machine is shared)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N training photos")
+    p.add_argument("--kinds", default=None, help="comma-separated sketch kinds to train on (default: all)")
+    p.add_argument("--artist-share", type=float, default=0.3, help="stage 2: share of draws that are artist sketches")
     p.add_argument("--d-lr", type=float, default=None, help="stage 2 discriminator learning rate (default: --lr)")
     p.add_argument("--ndf", type=int, default=32)
-    p.add_argument("--lambda-feat", type=float, default=10.0)
     p.add_argument("--lambda-l1", type=float, default=10.0)
-    p.add_argument("--latent-noise", type=float, default=0.05, help="stage 2 latent noise, x the latents' std")
+    p.add_argument("--perceptual", type=float, default=0.0, help="stage 2: HED-VGG16 perceptual loss weight")
+    p.add_argument("--ssim-weight", type=float, default=0.0, help="stage 2: weight of 1 - SSIM")
+    p.add_argument("--gan-weight", type=float, default=1.0, help="stage 2: LSGAN weight (0: no discriminator)")
+    p.add_argument("--lambda-feat", type=float, default=10.0)
+    p.add_argument("--latent-noise", type=float, default=0.05, help="stage 2 latent noise, x each latent's std")
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--sample-every", type=int, default=200)
     p.add_argument("--checkpoint-s", type=float, default=300.0)
-    p.add_argument("--precompute-synthetic", action="store_true",
-                   help="only make the synthetic sketches of the pack's photos (cached in --out) and exit")
     p.add_argument("--export", metavar="PATH", help="write fp16 safetensors from the checkpoints in --out and exit")
     return p
-
-
-def precompute_synthetic(pack_dir: str, state_dir: str, log=print) -> None:
-    """Fill the synthetic-sketch cache from the photo files of a pack that is still being written."""
-    names = sorted(f for f in os.listdir(os.path.join(pack_dir, "photos")))
-    ids = [os.path.splitext(f)[0] for f in names]
-    photos = []
-    for f in names:
-        with Image.open(os.path.join(pack_dir, "photos", f)) as im:
-            photos.append(np.asarray(im.convert("RGB")))
-    synthetic_sketches(np.stack(photos), ids, os.path.join(state_dir, f"synthetic_{photos[0].shape[0]}.npz"), log)
 
 
 def main(argv=None) -> int:
@@ -415,20 +470,14 @@ def main(argv=None) -> int:
     cfg = get_config(args.config)
     os.makedirs(os.path.join(args.out, "samples"), exist_ok=True)
     log = Logger(args.out, tsv=f"log_stage{args.stage}.tsv")
+    kinds = [k for k in (args.kinds or "").split(",") if k] or None
+    data = FaceData(args.data, cfg.canvas, "train", args.limit, kinds, log)
     if args.export:
-        export(args, cfg, device, log)
+        export(args, cfg, data, device, log)
         return 0
-    if args.precompute_synthetic:
-        precompute_synthetic(args.data, args.out, log)
-        return 0
-    if not args.data:
-        raise SystemExit("--data PACK is required for training")
     args.steps = args.steps or (3000 if args.stage == 1 else 200000)
-    args.batch = args.batch or (8 if args.stage == 1 else 2)
+    args.batch = args.batch or (16 if args.stage == 1 else 4)
     log(f"face {cfg.name} stage {args.stage} on {device}: {' '.join(sys.argv[1:] if argv is None else argv)}")
-    data = FaceData(args.data, cfg.canvas, args.out, "train", args.limit, log)
-    np.save(os.path.join(args.out, "bank_gender.npy"), np.tile(data.female, len(data.names)))
-    log(f"{len(data.photos)} photos, sketch variants {data.names}, {len(data)} training sketches")
     (train_stage1 if args.stage == 1 else train_stage2)(args, cfg, data, device, log)
     return 0
 

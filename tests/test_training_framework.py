@@ -248,7 +248,7 @@ def test_face_stage1_step():
 
 
 def test_face_stage2_step_leaves_no_generator_gradient_in_the_discriminator():
-    model = DeepFaceDrawing(get_config("lite"))
+    model = DeepFaceDrawing(get_config("lite2"))
     model.encoders.requires_grad_(False)
     disc = MultiscaleDiscriminator(4)
     opt_g = torch.optim.Adam(list(model.feature_decoders.parameters()) + list(model.generator.parameters()), lr=1e-3)
@@ -260,38 +260,37 @@ def test_face_stage2_step_leaves_no_generator_gradient_in_the_discriminator():
     sk = train_face.sketch_batch(_sketches(1), [0], "cpu")
     with torch.no_grad():
         z = model.encode(sk)
-    logs = train_face.stage2_step(model, disc, opt_g, opt_d, amp, z, sk, torch.rand(1, 3, 256, 256) * 2 - 1)
-    assert set(logs) == {"d", "g_gan", "g_feat", "l1"} and all(np.isfinite(v) for v in logs.values())
+    weights = train_face.Stage2Loss(gan=1.0, ssim=1.0)
+    logs = train_face.stage2_step(model, disc, opt_g, opt_d, amp, z, sk, torch.rand(1, 3, 256, 256) * 2 - 1, weights)
+    assert set(logs) == {"d", "g_gan", "g_feat", "l1", "1-ssim"} and all(np.isfinite(v) for v in logs.values())
     assert steps == [opt_d, opt_g] and _changed(g0, model.generator) and _changed(d0, disc)
     assert d_grads[0] == len(list(disc.parameters()))  # the discriminator's own backward only
     assert all(p.requires_grad for p in disc.parameters())
 
 
-def test_latents_cache_is_remade_when_stage1_changes(tmp_path, monkeypatch):
-    model = DeepFaceDrawing(get_config("lite")).eval()
-    sketches = _sketches(2)
-    path = str(tmp_path / "latents.pt")
-    calls = []
-    real_encode = train_face.encode_all
-
-    def encode(*a, **k):
-        calls.append(1)
-        return real_encode(*a, **k)
-    monkeypatch.setattr(train_face, "encode_all", encode)
-    msgs = []
-    lat = train_face.stage1_latents(model, 5, sketches, path, "cpu", msgs.append)
-    assert len(calls) == 1 and lat["source"]["stage1_step"] == 5 and lat["eye1"].shape[0] == 2
-    assert torch.load(path, weights_only=True)["source"] == lat["source"]
-    train_face.stage1_latents(model, 5, sketches, path, "cpu", msgs.append)
-    assert len(calls) == 1                                   # current: read from the cache
-    train_face.stage1_latents(model, 6, sketches, path, "cpu", msgs.append)
-    assert len(calls) == 2                                   # another stage-1 step
+def test_face_stage2_first_phase_needs_no_discriminator():
+    model = DeepFaceDrawing(get_config("lite2"))
+    disc = MultiscaleDiscriminator(4)
+    opt_g = torch.optim.Adam(list(model.feature_decoders.parameters()) + list(model.generator.parameters()), lr=1e-3)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=1e-3)
+    amp = Amp("cpu")
+    steps = _counting(amp)
+    d0 = _snapshot(disc)
+    sk = train_face.sketch_batch(_sketches(1), [0], "cpu")
     with torch.no_grad():
-        next(model.encoders.parameters()).add_(0.1)          # stage 1 retrained to the same step count
-    new = train_face.stage1_latents(model, 6, sketches, path, "cpu", msgs.append)
-    assert len(calls) == 3 and not torch.equal(new["eye1"], lat["eye1"])
-    train_face.stage1_latents(model, 6, sketches[::-1].copy(), path, "cpu", msgs.append)
-    assert len(calls) == 4                                   # other training sketches
-    torch.save({c: new[c] for c in COMPONENTS}, path)        # an older run's cache, without its source
-    train_face.stage1_latents(model, 6, sketches, path, "cpu", msgs.append)
-    assert len(calls) == 5 and any("re-encoding" in m for m in msgs)
+        z = model.encode(sk)
+    logs = train_face.stage2_step(model, disc, opt_g, opt_d, amp, z, sk, torch.rand(1, 3, 256, 256) * 2 - 1,
+                                  train_face.Stage2Loss(gan=0.0))
+    assert set(logs) == {"l1"} and steps == [opt_g] and not _changed(d0, disc)
+
+
+def test_face_flip_mirrors_about_the_face_axis():
+    from facesketch.models.data.face_template import template_points
+    x = torch.ones(1, 1, 256, 256)
+    (lx, ly), (rx, ry) = template_points(256)[:2].astype(int)
+    x[..., ly, lx] = -1                                      # a dot on the image-left eye
+    flipped = train_face.flip_faces(x, 1.0)
+    ys, xs = torch.nonzero(flipped[0, 0] < 0, as_tuple=True)
+    assert ys.tolist() == [ly] and abs(xs.item() - rx) <= 1   # lands on the other eye
+
+

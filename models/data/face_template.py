@@ -146,3 +146,16 @@ def align_face(image: ImageLike, points, canvas: int = 256, fill=0) -> Tuple[Ima
     Returns (aligned image, matrix used)."""
     m = alignment_matrix(points, canvas)
     return warp(image, m, canvas, fill=fill), m
+
+
+def head_mask(canvas: int = 256, feather: float = 0.1) -> np.ndarray:
+    """(canvas, canvas) float32 in [0, 1]: a soft ellipse around an aligned face with its hair and chin (1 inside).
+    The face model learns to draw a plain background outside it (photos' backgrounds are noise to a sketch)."""
+    pts = template_points(canvas)
+    eye_y, mouth_y = pts[0, 1], pts[3, 1]
+    iod = pts[1, 0] - pts[0, 0]
+    cx, cy = pts[:2, 0].mean(), (eye_y + mouth_y) / 2 - 0.25 * iod
+    ax, ay = 1.55 * iod, 2.3 * iod
+    yy, xx = np.mgrid[0:canvas, 0:canvas].astype(np.float64) + 0.5
+    r = np.sqrt(((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2)
+    return np.clip((1 + feather - r) / (2 * feather), 0, 1).astype(np.float32)
