@@ -158,8 +158,10 @@ def _report(table, args, n, n_all, steps, seconds) -> str:
         f"pack's aligned 256×256 frame (FS2K's toolbox compares at the original sketch size; our frame is the "
         f"aligned crop, so numbers are not directly comparable with published tables). Higher is better for both.\n\n"
         f"Our generator: lite HIDA, {steps['ours']} training steps"
-        + (f" (previous weights: {steps['old']} steps)" if steps["old"] else "") + f"; pix2pix: {steps['pix2pix'] or 'not available'} "
-        f"steps (same data, augmentation, batch and step budget; the same light PatchGAN discriminator design, fed photo+sketch for pix2pix and depth+sketch for ours; pix2pix's own loss, hinge GAN + 100×L1). Evaluation took {seconds:.0f} s on CPU.\n\n"
+        + (f" (previous weights: {steps['old']} steps)" if steps["old"] else "") + (f"; pix2pix: {steps['pix2pix']} steps (same data, augmentation, batch and step budget; the same light "
+           "PatchGAN discriminator design, fed photo+sketch for pix2pix and depth+sketch for ours; pix2pix's own "
+           "loss, hinge GAN + 100×L1)" if steps["pix2pix"] else "; pix2pix: not in this run (no weights given)")
+        + f". Evaluation took {seconds:.0f} s on CPU.\n\n"
         + head + "\n".join(lines) + "\n\n"
         "* ours: depth from our depth network (what the engine does).\n"
         "* ours, no depth: the same generator with an all-zero depth map (HIDA's ablation).\n"
