@@ -1,7 +1,7 @@
 """FS2K evaluation of the sketch model against baselines on the official test split.
 
     python -m facesketch.models.eval sketch --data PACK [--limit N] [--pix2pix PATH]
-    python -m facesketch.models.eval face   --data PACK [--limit N]   (models/eval_face.py)
+    python -m facesketch.models.eval face   --data FACEPACK [--limit N] [--old-weights OLD]   (models/eval_face.py)
     python -m facesketch.models.eval locator [--limit N]            (models/eval_locator.py)
 
 Methods, all on the pack's aligned 256x256 test photos, compared with the aligned artist sketch of

@@ -3,7 +3,7 @@
     python -m facesketch.models.train depth   --data PACK --out STATEDIR [--steps N] [--resume] [--export]
     python -m facesketch.models.train sketch  --data PACK --out STATEDIR [--config lite] [--steps N] [--resume] [--export]
     python -m facesketch.models.train pix2pix --data PACK --out STATEDIR [--steps N] [--resume] [--export]
-    python -m facesketch.models.train face    --data PACK --out STATEDIR [--config lite] [--stage 1|2] ... (models/train_face.py)
+    python -m facesketch.models.train face    --data FACEPACK --out STATEDIR [--config lite2] [--stage 1|2] ... (models/train_face.py)
     python -m facesketch.models.train locator [--landmarks DIR] [--made DIR] [--out STATEDIR] ... (models/train_locator.py)
 
 STATEDIR (keep it outside the repo, e.g. /root/.cache/facesketch/train/sketch-lite) holds
