@@ -250,7 +250,7 @@ def load_stage1(args, cfg, device) -> tuple[DeepFaceDrawing, int]:
 class Stage2Loss:
     """Weights of the generator's losses; gan = 0 trains without the discriminator (the first phase)."""
     l1: float = 10.0
-    perceptual: float = 0.0   # HED-VGG16 relu1_2..relu4_3 (models.vgg16_hed), on the photo's frame
+    perceptual: float = 0.0   # HED-VGG16 relu1_2..relu3_3 (models.vgg16_hed) at half resolution
     ssim: float = 0.0         # 1 - SSIM of the grey faces (the evaluation's measure of likeness)
     gan: float = 0.0          # LSGAN on the two-scale PatchGAN
     feat: float = 10.0        # discriminator feature matching (with gan > 0)
@@ -290,7 +290,7 @@ def train_stage2(args, cfg, data: FaceData, device, log) -> None:
     perceptual = None
     if weights.perceptual > 0:
         from .vgg16_hed import PerceptualLoss
-        perceptual = PerceptualLoss(layers=("relu1_2", "relu2_2", "relu3_3", "relu4_3")).to(device)
+        perceptual = PerceptualLoss(layers=("relu1_2", "relu2_2", "relu3_3")).to(device)
     log(f"stage 2 losses: {dataclasses.asdict(weights)}")
     rng = np.random.default_rng(step + 7)
     gen = torch.Generator().manual_seed(step + 7)
@@ -330,7 +330,7 @@ def _sample_rows(data: FaceData, per_kind: int = 2) -> np.ndarray:
     rows = []
     for k in range(len(data.kinds)):
         r = np.flatnonzero(data.kind_of == k)
-        rows += list(r[np.linspace(0, len(r) - 1, per_kind).astype(int)]) if len(r) else []
+        rows += list(r[(np.arange(per_kind) * len(r) // per_kind + 97 * k) % len(r)]) if len(r) else []  # other photos per kind
     return np.array(rows[:12])
 
 
@@ -371,8 +371,10 @@ def stage2_step(model: DeepFaceDrawing, disc: MultiscaleDiscriminator, opt_g, op
         loss_g = weights.l1 * F.l1_loss(fake32, target)
         logs["l1"] = F.l1_loss(fake32.detach(), target)
         if perceptual is not None and weights.perceptual > 0:
-            # HED's VGG takes 0..255 RGB; divided by 100 its loss is on the scale of the L1 term
-            loss_p = perceptual((fake32 + 1) * 127.5, (target + 1) * 127.5) / 100.0
+            # at half resolution: the VGG costs about what the generator does instead of six times as much. HED's
+            # VGG takes 0..255 RGB; /100 puts its loss near a few times the L1 term's scale
+            small = [F.avg_pool2d(t, 2) for t in (fake32, target)]
+            loss_p = perceptual((small[0] + 1) * 127.5, (small[1] + 1) * 127.5) / 100.0
             loss_g = loss_g + weights.perceptual * loss_p
             logs["vgg"] = loss_p
         if weights.ssim > 0:
