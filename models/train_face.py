@@ -419,7 +419,8 @@ def export(args, cfg, data: FaceData, device, log) -> str:
     rows = bank_rows(data)
     gender = data.female[data.photo_of[rows]]
     if (gender < 0).any():
-        log(f"{int((gender < 0).sum())} bank photos have no gender (run models.data.face_gender): left out of the bank")
+        log(f"{int((gender < 0).sum())} photos have no gender label (CelebA people the classifier of "
+            "models.data.face_gender was unsure about, or it was not run): left out of the bank")
         rows, gender = rows[gender >= 0], gender[gender >= 0]
     bank = {c: v.numpy() for c, v in encode_all(model, data.sketches(rows), device).items()}
     kinds = {k: int((data.kind_of[rows] == i).sum()) for i, k in enumerate(data.kinds) if (data.kind_of[rows] == i).any()}
