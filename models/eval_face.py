@@ -93,7 +93,7 @@ def generate(model, bank: FeatureBank, sketches: np.ndarray, female: np.ndarray,
     shadows = []
     S = model.cfg.canvas
     for i in range(len(sketches)):
-        x = (torch.from_numpy(_resize(sketches[i], S)).float()[None, None] - 127.5) / 127.5
+        x = (torch.from_numpy(np.array(_resize(sketches[i], S))).float()[None, None] - 127.5) / 127.5
         z = model.encode(x)
         gender = "female" if female[i] else "male"
         proj = bank.project(z, gender, k)
