@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 
 from facesketch.models.data import face_pack
 from facesketch.models.data.face_template import template_points
-from facesketch.models.deepfacedrawing import COMPONENTS, load_safetensors
+from facesketch.models.deepfacedrawing import load_safetensors
 from facesketch.models.train_face import main
 
 

@@ -247,19 +247,25 @@ def test_face_stage1_step():
     assert steps == [opt] and _changed(before, model.encoders)
 
 
-def test_face_stage2_step_leaves_no_generator_gradient_in_the_discriminator():
+def _stage2_parts():
+    """A lite2 model with frozen encoders, its discriminator and optimisers, and one encoded sketch."""
     model = DeepFaceDrawing(get_config("lite2"))
     model.encoders.requires_grad_(False)
     disc = MultiscaleDiscriminator(4)
     opt_g = torch.optim.Adam(list(model.feature_decoders.parameters()) + list(model.generator.parameters()), lr=1e-3)
     opt_d = torch.optim.Adam(disc.parameters(), lr=1e-3)
+    sk = train_face.sketch_batch(_sketches(1), [0], "cpu")
+    with torch.no_grad():
+        z = model.encode(sk)
+    return model, disc, opt_g, opt_d, sk, z
+
+
+def test_face_stage2_step_leaves_no_generator_gradient_in_the_discriminator():
+    model, disc, opt_g, opt_d, sk, z = _stage2_parts()
     amp = Amp("cpu")
     steps = _counting(amp)
     d_grads = _grad_counter(disc)
     g0, d0 = _snapshot(model.generator), _snapshot(disc)
-    sk = train_face.sketch_batch(_sketches(1), [0], "cpu")
-    with torch.no_grad():
-        z = model.encode(sk)
     weights = train_face.Stage2Loss(gan=1.0, ssim=1.0)
     logs = train_face.stage2_step(model, disc, opt_g, opt_d, amp, z, sk, torch.rand(1, 3, 256, 256) * 2 - 1, weights)
     assert set(logs) == {"d", "g_gan", "g_feat", "l1", "1-ssim"} and all(np.isfinite(v) for v in logs.values())
@@ -269,16 +275,10 @@ def test_face_stage2_step_leaves_no_generator_gradient_in_the_discriminator():
 
 
 def test_face_stage2_first_phase_needs_no_discriminator():
-    model = DeepFaceDrawing(get_config("lite2"))
-    disc = MultiscaleDiscriminator(4)
-    opt_g = torch.optim.Adam(list(model.feature_decoders.parameters()) + list(model.generator.parameters()), lr=1e-3)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=1e-3)
+    model, disc, opt_g, opt_d, sk, z = _stage2_parts()
     amp = Amp("cpu")
     steps = _counting(amp)
     d0 = _snapshot(disc)
-    sk = train_face.sketch_batch(_sketches(1), [0], "cpu")
-    with torch.no_grad():
-        z = model.encode(sk)
     logs = train_face.stage2_step(model, disc, opt_g, opt_d, amp, z, sk, torch.rand(1, 3, 256, 256) * 2 - 1,
                                   train_face.Stage2Loss(gan=0.0))
     assert set(logs) == {"l1"} and steps == [opt_g] and not _changed(d0, disc)
