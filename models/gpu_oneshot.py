@@ -302,29 +302,14 @@ def _prepare(args, out: str) -> int:
 
 # ---------------------------------------------------------------------------------------------- train (device)
 
-def write_face_pack(root: str, split: str, items: list, kinds, size: int, photos, sketches, sketch_of):
-    """A pack in models/data/face_pack.py's layout (see its docstring), read back with its load_face_pack."""
-    from .data.face_pack import load_face_pack
-    photos, sketches = np.asarray(photos, np.uint8), np.asarray(sketches, np.uint8)
-    if photos.shape[1:] != (size, size, 3) or sketches.shape[1:] != (size, size):
-        raise ValueError(f"photos {photos.shape} and sketches {sketches.shape} are not a {size}px face pack")
-    d = os.path.join(root, split)
-    os.makedirs(d, exist_ok=True)
-    np.save(os.path.join(d, "photos.npy"), photos)
-    np.save(os.path.join(d, "sketches.npy"), sketches)
-    np.save(os.path.join(d, "sketch_of.npy"), np.asarray(sketch_of, np.int32))
-    with open(os.path.join(d, "items.json"), "w") as f:
-        json.dump({"size": size, "kinds": list(kinds), "items": items}, f)
-    return load_face_pack(root, split)
-
-
 def unpack(oneshot: str, index: dict, root: str):
     z = np.load(os.path.join(oneshot, "data.npz"))
 
     def blobs(name, ends, mode):
         data, ends = z[name].tobytes(), z[ends]
         return [decode(data[a:b], mode) for a, b in zip(np.r_[0, ends[:-1]], ends)]
-    return write_face_pack(root, "train", index["items"], index["kinds"], index["size"],
+    from .data import face_pack
+    return face_pack.write(root, "train", index["items"], index["kinds"], index["size"],
                            blobs("photos", "photo_ends", "RGB"), blobs("sketches", "sketch_ends", "L"),
                            z["sketch_of"])
 

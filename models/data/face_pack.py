@@ -88,6 +88,25 @@ def _gray(path: str) -> Image.Image:
     return load_sketch_gray(path) if path.lower().endswith((".jpg", ".png")) else Image.open(path).convert("L")
 
 
+def _write_index(d: str, size: int, kinds, items: list, sketch_of) -> None:
+    np.save(os.path.join(d, "sketch_of.npy"), np.asarray(sketch_of, np.int32))
+    with open(os.path.join(d, "items.json"), "w") as f:
+        json.dump({"size": size, "kinds": list(kinds), "items": items}, f)
+
+
+def write(root: str, split: str, items: list, kinds, size: int, photos, sketches, sketch_of) -> FacePack:
+    """A face pack split from arrays already in memory (the one-shot GPU bundle unpacks this way)."""
+    photos, sketches = np.asarray(photos, np.uint8), np.asarray(sketches, np.uint8)
+    if photos.shape[1:] != (size, size, 3) or sketches.shape[1:] != (size, size):
+        raise ValueError(f"photos {photos.shape} and sketches {sketches.shape} are not a {size}px face pack")
+    d = os.path.join(root, split)
+    os.makedirs(d, exist_ok=True)
+    np.save(os.path.join(d, "photos.npy"), photos)
+    np.save(os.path.join(d, "sketches.npy"), sketches)
+    _write_index(d, size, kinds, items, sketch_of)
+    return load_face_pack(root, split)
+
+
 def build(index: dict, made: str, out: str, split: str, size: int, kinds=KINDS, log=print) -> FacePack:
     from tqdm import tqdm
     items, sources = [], []   # sources[n] = [(kind index, path), ...]
@@ -129,11 +148,9 @@ def build(index: dict, made: str, out: str, split: str, size: int, kinds=KINDS, 
     del photos, sketches
     for name in ("photos", "sketches"):
         os.replace(os.path.join(d, f"{name}.npy.tmp"), os.path.join(d, f"{name}.npy"))
-    np.save(os.path.join(d, "sketch_of.npy"), sketch_of)
     for it in items:
         del it["points"], it["photo"]
-    with open(os.path.join(d, "items.json"), "w") as f:
-        json.dump({"size": size, "kinds": list(kinds), "items": items}, f)
+    _write_index(d, size, kinds, items, sketch_of)
     pack = load_face_pack(out, split)
     counts = {kind: len(pack.kind_rows(kind)) for kind in kinds}
     log(f"{split}: {len(items)} photos, {m_total} sketches {counts} -> {d}")
