@@ -11,8 +11,9 @@ the parameters it saves but never uses (`keep_unused`), so `load_official_hida` 
 `HIDAConfig.lite()` is the narrow model we train and ship; it skips the unused parameters and
 upsamples by resize + conv: a stride-2 transposed conv gives each output pixel parity its own
 kernel, which draws a dotted grid on smooth regions (Odena et al., "Deconvolution and Checkerboard
-Artifacts", 2016). `resize_conv_from_transpose` turns trained transposed kernels into the closest
-resize-conv kernels, so weights trained the old way are a starting point for the new layers.
+Artifacts", 2016). `adapt_state_dict` turns trained transposed kernels into the closest
+resize-conv kernels, so weights trained the old way are a starting point for the new layers (models/upsampling.py,
+which also has the exact fast form the engine runs).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .deform_conv import DCN
+from .upsampling import ResizeConv, resize_conv_from_transpose
 
 # FS2K "Style k" (k = 1, 2, 3) -> the one-hot channel HIDA's released code sets for it.
 STYLE_CHANNEL = {1: 2, 2: 0, 3: 1}
@@ -69,42 +71,12 @@ class HIDAConfig:
         return HIDAConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
-class ResizeConv(nn.Module):
-    """Nearest x2 then a 3x3 conv: the checkerboard-free replacement of ConvTranspose2d(k=4, s=2, p=1)."""
-
-    def __init__(self, in_ch: int, out_ch: int):
-        super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, 3, 1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
-
-
 def upsampler(in_ch: int, out_ch: int, mode: str) -> nn.Module:
     if mode == "transpose":
         return nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1)
     if mode == "resize":
         return ResizeConv(in_ch, out_ch)
     raise ValueError(f"unknown upsample mode {mode!r} (transpose or resize)")
-
-
-def _transpose_to_resize_map() -> torch.Tensor:
-    """The linear map (9 x 16) from a 4x4 stride-2 transposed kernel to the 3x3 kernel whose
-    nearest-x2 + conv output is closest in least squares (on random inputs; channels separate)."""
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(1, 1, 24, 24, generator=g)
-    up = F.interpolate(x, scale_factor=2, mode="nearest")
-    basis_out = torch.stack([F.conv2d(up, e.view(1, 1, 3, 3), padding=1).flatten() for e in torch.eye(9)], 1)
-    targets = torch.stack([F.conv_transpose2d(x, e.view(1, 1, 4, 4), stride=2, padding=1).flatten()
-                           for e in torch.eye(16)], 1)
-    return torch.linalg.lstsq(basis_out[100:-100], targets[100:-100]).solution  # (9, 16); borders left out
-
-
-def resize_conv_from_transpose(weight: torch.Tensor) -> torch.Tensor:
-    """ConvTranspose2d weight (in, out, 4, 4) -> Conv2d weight (out, in, 3, 3) of the nearest resize-conv."""
-    m = _transpose_to_resize_map().to(weight)
-    w = weight.permute(1, 0, 2, 3).reshape(-1, 16)          # (out*in, 16)
-    return (w @ m.T).reshape(weight.shape[1], weight.shape[0], 3, 3)
 
 
 def adapt_state_dict(state: dict, model: nn.Module) -> dict:

@@ -100,7 +100,8 @@ def test_transposed_upsampling_converts_to_resize_conv():
     """A transposed kernel that a resize-conv can express converts exactly; the shipped weights (trained
     with transposed convs) convert to a model whose sketch stays close to theirs."""
     import torch.nn.functional as F
-    from facesketch.models.hida import adapt_state_dict, resize_conv_from_transpose
+    from facesketch.models.hida import adapt_state_dict
+    from facesketch.models.upsampling import resize_conv_from_transpose
     from facesketch.models.paths import weights_path
     w = torch.ones(2, 3, 4, 4)  # out[2m] = in[m-1] + in[m], out[2m+1] = in[m] + in[m+1]: c = (1, 0, 1) per axis
     x = torch.rand(1, 2, 12, 12)
