@@ -1,6 +1,11 @@
 """Latency of the sketch engine at 512², 1024² and 2048² for the lite and official HIDA configs.
 
     python -m facesketch.bench.sketch [--device cpu|cuda] [--repeat 3] [--sizes 512 1024 2048] [--threads N]
+                                      [--old-weights DIR]
+
+With --old-weights (a folder with a previous hida_lite.safetensors and depth_lite.safetensors) the previous
+weights run beside the shipped ones, interleaved size by size, so that a change of architecture (such as the
+upsampling) shows as a ratio measured in one run.
 
 Runs the real engine pipeline (global pass, face pass, detail-preserving upsampling). The lite
 config uses the shipped weights when present; the official config (108M parameters, the
@@ -25,7 +30,9 @@ from facesketch.models.export import save_fp16
 from facesketch.models.hida import HIDAConfig, HIDAGenerator
 
 
-def _engine_for(config: str, tmp: str) -> tuple[SketchEngine, str]:
+def _engine_for(config: str, tmp: str, old_weights: str | None = None) -> tuple[SketchEngine, str]:
+    if config == "previous":
+        return SketchEngine(old_weights), f"previous weights from {old_weights}"
     shipped = all(os.path.isfile(os.path.join(weights_dir(), n)) for n in (SKETCH_WEIGHTS, DEPTH_WEIGHTS))
     if config == "lite" and shipped:
         return SketchEngine(), "shipped weights"
@@ -60,22 +67,30 @@ def main(argv=None) -> int:
     ap.add_argument("--configs", nargs="+", default=["lite", "official"])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--old-weights", help="folder of previously shipped sketch + depth weights, run beside 'lite'")
     args = ap.parse_args(argv)
+    if args.old_weights:
+        missing = [n for n in (SKETCH_WEIGHTS, DEPTH_WEIGHTS) if not os.path.isfile(os.path.join(args.old_weights, n))]
+        if missing:
+            ap.error(f"--old-weights {args.old_weights} lacks {', '.join(missing)}")
+        args.configs = [c for c in args.configs if c != "previous"] + ["previous"]
     if args.threads:
         torch.set_num_threads(args.threads)
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
     print(f"sketch engine latency on {device_name}, median of {args.repeat} runs after one warm-up")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
+        engines = {}
         for config in args.configs:
-            engine, note = _engine_for(config, tmp)
-            engine.load(args.device)
+            engines[config], note = _engine_for(config, tmp, args.old_weights)
+            engines[config].load(args.device)
             print(f"  {config}: {note}")
-            for size in args.sizes:
-                img = _portrait(size)
-                params = engine.validate_params({})
-                times = []
-                for r in range(args.repeat + 1):
+        for size in args.sizes:
+            img = _portrait(size)
+            times = {c: [] for c in args.configs}
+            for r in range(args.repeat + 1):   # round by round, every config in turn: a busy machine slows all alike
+                for config, engine in engines.items():
+                    params = engine.validate_params({})
                     if args.device.startswith("cuda"):
                         torch.cuda.synchronize()
                     t = time.perf_counter()
@@ -83,13 +98,17 @@ def main(argv=None) -> int:
                     if args.device.startswith("cuda"):
                         torch.cuda.synchronize()
                     if r:
-                        times.append(time.perf_counter() - t)
-                results[(config, size)] = float(np.median(times))
+                        times[config].append(time.perf_counter() - t)
+            for config in args.configs:
+                results[(config, size)] = float(np.median(times[config]))
     header = "| size | " + " | ".join(args.configs) + " |"
     print(header)
     print("|---" * (len(args.configs) + 1) + "|")
     for size in args.sizes:
         print(f"| {size}² | " + " | ".join(f"{results[(c, size)] * 1000:.0f} ms" for c in args.configs) + " |")
+    if "previous" in args.configs and "lite" in args.configs:
+        print("shipped / previous: " + ", ".join(f"{s}² {results[('lite', s)] / results[('previous', s)]:.2f}x"
+                                                 for s in args.sizes))
     return 0
 
 
