@@ -151,7 +151,8 @@ def _report(table, args, n, n_all, steps, seconds) -> str:
         "# Photo → sketch on FS2K (official test split)\n\n"
         f"Command: `python -m facesketch.models.eval sketch --data PACK"
         + (f" --limit {args.limit}" if args.limit else "")
-        + (" --old-weights OLD" if args.old_weights else "") + "`\n\n"
+        + (" --old-weights OLD" if args.old_weights else "")
+        + (" --pix2pix P2P" if steps["pix2pix"] else "") + "`\n\n"
         f"Photos evaluated: {n} of {n_all} test photos"
         + (" (spread evenly over the split)" if n < n_all else "")
         + f"; per style: Style 1 {counts['s1']}, Style 2 {counts['s2']}, Style 3 {counts['s3']}. "
@@ -159,7 +160,7 @@ def _report(table, args, n, n_all, steps, seconds) -> str:
         f"pack's aligned 256×256 frame (FS2K's toolbox compares at the original sketch size; our frame is the "
         f"aligned crop, so numbers are not directly comparable with published tables). Higher is better for both.\n\n"
         f"Our generator: lite HIDA, {steps['ours']} training steps"
-        + (f" (previous weights: {steps['old']} steps)" if steps["old"] else "") + (f"; pix2pix: {steps['pix2pix']} steps (same data, augmentation, batch and step budget; the same light "
+        + (f" (previous weights: {steps['old']} steps)" if steps["old"] else "") + (f"; pix2pix: {steps['pix2pix']} steps (same data, batch and step budget; the same light "
            "PatchGAN discriminator design, fed photo+sketch for pix2pix and depth+sketch for ours; pix2pix's own "
            "loss, hinge GAN + 100×L1)" if steps["pix2pix"] else "; pix2pix: not in this run (no weights given)")
         + f". Evaluation took {seconds:.0f} s on CPU.\n\n"
