@@ -28,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import safe_pickle
+from .upsampling import NearestUpConv
 
 # Component order of the official code (dict order); the remainder is always processed last.
 COMPONENTS = ("eye1", "eye2", "nose", "mouth", "remainder")
@@ -268,7 +269,7 @@ class GlobalGenerator(nn.Module):
         for i in range(n_downsampling):
             m = 2 ** (n_downsampling - i)
             up = nn.ConvTranspose2d(ngf * m, ngf * m // 2, 3, 2, 1, output_padding=1) if upsample == "transpose" \
-                else nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ngf * m, ngf * m // 2, 3, 1, 1))
+                else NearestUpConv(ngf * m, ngf * m // 2)
             layers += [up, nn.InstanceNorm2d(ngf * m // 2, affine=True), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)

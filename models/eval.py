@@ -32,7 +32,6 @@ from PIL import Image
 
 from .data.pack import load_pack
 from .export import load_weights, read_metadata
-from .upsampling import fuse_resize_convs
 from .paths import REPO, RESULTS_DIR, cache_dir, weights_dir
 from .hida import style_vector_from_labels
 from .metrics import scoot, ssim
@@ -54,7 +53,7 @@ def evaluate(args) -> int:
         np.unique(np.linspace(0, n_all - 1, args.limit).round().astype(int))
     sketch_path = os.path.join(args.weights, "hida_lite.safetensors")
     depth_path = os.path.join(args.weights, "depth_lite.safetensors")
-    gen = fuse_resize_convs(load_weights(sketch_path, "sketch"))  # exact and faster, as the engine runs it
+    gen = load_weights(sketch_path, "sketch")
     depth_net = load_weights(depth_path, "depth")
     p2p = load_weights(args.pix2pix, "pix2pix") if args.pix2pix and os.path.isfile(args.pix2pix) else None
     old = None

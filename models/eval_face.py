@@ -36,7 +36,6 @@ from .deepfacedrawing import COMPONENTS, load_safetensors
 from .export import load_weights
 from .hida import style_vector_from_labels
 from .paths import REPO, RESULTS_DIR, shown, weights_path
-from .upsampling import fuse_resize_convs
 from .projection import FeatureBank, blend, composite_shadow, shadow_components
 
 DEFAULT_WEIGHTS = weights_path("face_lite.safetensors")
@@ -82,7 +81,6 @@ class FaceModel:
 
     def __init__(self, path: str, name: str):
         self.model, bank_rows, gender_rows, self.meta = load_safetensors(path)
-        fuse_resize_convs(self.model)  # as the face engine runs it
         self.bank = FeatureBank.from_labels(bank_rows, gender_rows)
         self.path, self.name, self.S = path, name, self.model.cfg.canvas
 

@@ -130,10 +130,8 @@ class FaceEngine(Engine):
             if self._loaded is None or self._loaded[:3] != (path, mtime, device):
                 from facesketch.models.deepfacedrawing import load_safetensors
                 from facesketch.models.projection import FeatureBank
-                from facesketch.models.upsampling import fuse_resize_convs
                 try:
                     model, bank, gender, _ = load_safetensors(path, device)
-                    fuse_resize_convs(model)  # the same faces, faster (a no-op on transposed-conv generators)
                 except Exception as e:  # a broken file is the user's to fix, not an internal error
                     raise EngineError("not_ready", f"the face weights at {path} cannot be read ({e})") from e
                 if bank is None or gender is None:

@@ -90,11 +90,9 @@ class SketchEngine(Engine):
         with self._lock:
             if device not in self._models:
                 from facesketch.models.export import load_weights  # imported late: the service starts without torch work
-                from facesketch.models.upsampling import fuse_resize_convs
                 sketch_path, depth_path = self._paths()
                 dtype = torch.float16 if device.startswith("cuda") else torch.float32
-                # resize-conv upsampling run as the equal transposed conv: the same sketch, faster
-                self._models[device] = (fuse_resize_convs(load_weights(sketch_path, "sketch", device, dtype)),
+                self._models[device] = (load_weights(sketch_path, "sketch", device, dtype),
                                         load_weights(depth_path, "depth", device, dtype), dtype)
             return self._models[device]
 
