@@ -52,6 +52,45 @@ def transform_for(rng, pts: np.ndarray, scale_range=(0.3, 1.0), rot=20.0, canvas
     return m
 
 
+def systematic_shift(loc, items: list, root: str, seed: int, sketch_of=None) -> dict:
+    """How the found alignment differs from the true one, on average, in the template frame: the mean of
+    (predicted alignment) o (true alignment)^-1 over the items, each through its seeded transform.
+    `sketch_of(item)` gives the grey sketch (default: the FS2K artist's). Returns the mean map and, per case,
+    what the landmark error needs to compare against a truth moved by another split's mean map."""
+    from .data.face_template import alignment_matrix
+    maps, cases = [], []
+    for i, it in enumerate(items):
+        pts = np.array(it["points"], np.float64)
+        sketch = sketch_of(it) if sketch_of else np.asarray(load_sketch_gray(os.path.join(root, it["sketch"])))
+        m = transform_for(np.random.default_rng(seed + i), pts)
+        truth = L.apply(m, pts)
+        iod = float(np.hypot(*(truth[1] - truth[0])))
+        faces = loc.find(L.ink_from_gray(warp(sketch, m, CANVAS, fill=255).astype(np.float32) / 255.0))
+        hit = next((f for f in faces if np.linalg.norm(L.face_centre(f.points) - truth.mean(0)) < 0.5 * iod), None)
+        if hit is None:
+            continue
+        mt = np.vstack([alignment_matrix(key_points(truth), 256), [0, 0, 1]])
+        mp = np.vstack([alignment_matrix(key_points(hit.points), 256), [0, 0, 1]])
+        maps.append(mp @ np.linalg.inv(mt))
+        cases.append((truth, hit.points, mt, iod))
+    a = np.mean(maps, 0)
+    centre = np.einsum("nij,j->ni", np.array(maps)[:, :2], [128.0, 128.0, 1.0]) - 128.0
+    return {"n": len(maps), "map": a[:2].round(4).tolist(), "scale": round(float(np.sqrt(np.linalg.det(a[:2, :2]))), 4),
+            "shift_px_at_256": centre.mean(0).round(2).tolist(), "shift_sd_px": centre.std(0).round(2).tolist(),
+            "_cases": cases, "_map": a}
+
+
+def error_against_moved_truth(cases, mean_map) -> tuple[float, float]:
+    """Mean landmark error / IOD against the truth, and against the truth moved by `mean_map` (template frame)."""
+    e0, e1 = [], []
+    for truth, pred, mt, iod in cases:
+        c = np.linalg.inv(mt) @ mean_map @ mt       # the same systematic move, in this layer's pixels
+        moved = truth @ c[:2, :2].T + c[:2, 2]
+        e0.append(np.linalg.norm(pred - truth, axis=1).mean() / iod)
+        e1.append(np.linalg.norm(pred - moved, axis=1).mean() / iod)
+    return float(np.mean(e0)), float(np.mean(e1))
+
+
 def negatives(n: int, seed: int):
     from .data.locator_samples import negative
     rng = np.random.default_rng(seed)
@@ -88,6 +127,9 @@ def main(argv=None) -> int:
     ap.add_argument("--made", default="dodge,rough", help="also measure landmarks on these sketches made from the "
                     "test photos (exact landmarks: the photo's own), comma-separated models.pencil kinds; '' for none")
     ap.add_argument("--made-limit", type=int, default=300, help="made sketches on M of the test photos")
+    ap.add_argument("--systematic", type=int, default=0, metavar="N",
+                    help="also measure the average (systematic) misalignment on N train and N test artist sketches "
+                         "and N test colour-dodge sketches, and the test error once the train average is removed")
     ap.add_argument("--calibrate", action="store_true",
                     help="also report detection and false alarms at other thresholds (scores kept from a low bar)")
     args = ap.parse_args(argv)
@@ -181,6 +223,28 @@ def main(argv=None) -> int:
                     d[0] += 1
                     d[2].append(float(np.linalg.norm(hit.points - truth, axis=1).mean() / iod))
 
+    # -- the systematic part of the misalignment ------------------------------------------------------------
+    systematic = None
+    if args.systematic:
+        from .pencil import dodge_sketch
+
+        def spread(split):
+            its = [it for it in index["items"] if it["dataset"] == "fs2k" and it["split"] == split and it["points"]]
+            return [its[i] for i in np.unique(np.linspace(0, len(its) - 1, args.systematic).round().astype(int))]
+
+        def dodge_of(it):
+            with Image.open(os.path.join(root, it["photo"])) as im:
+                return dodge_sketch(np.asarray(im.convert("RGB")))
+        tr = systematic_shift(loc, spread("train"), root, args.seed + 5000)
+        te = systematic_shift(loc, spread("test"), root, args.seed)
+        dg = systematic_shift(loc, spread("test"), root, args.seed, dodge_of)
+        before, after = error_against_moved_truth(te["_cases"], np.linalg.inv(tr["_map"]))
+        systematic = {"train artist": tr, "test artist": te, "test colour dodge": dg,
+                      "test artist error_iod": round(before, 4),
+                      "test artist error_iod, train's mean misalignment removed from the truth": round(after, 4)}
+        for v in (tr, te, dg):
+            del v["_cases"], v["_map"]
+
     # -- speed at 2048^2 ----------------------------------------------------------------------------------
     from facesketch.backend.engines.face_placement import downscaled
     it, sketch, m, _ = cases[0]
@@ -212,7 +276,7 @@ def main(argv=None) -> int:
                              for k, v in made.items()},
            "false_alarms": {"rate": round(fa_total, 4), **{k: f"{v[0]}/{v[1]}" for k, v in false.items()}},
            "locate_2048_ms": round(locate_ms, 1), "threshold": loc.threshold, "weights": shown(args.weights),
-           "face_ssim": face, "seconds": round(time.time() - t0, 1),
+           "face_ssim": face, "systematic": systematic, "seconds": round(time.time() - t0, 1),
            "protocol": {"canvas": CANVAS, "face_width_of_canvas": [0.3, 1.0], "rotation_deg": 20, "seed": args.seed}}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as fh:
@@ -258,6 +322,17 @@ def markdown(r: dict, command: str) -> str:
                   f"| untransformed sketch | {f['template (untransformed)']} | {f['auto (untransformed)']} |",
                   f"| transformed sketch (result warped back) | {f['template (transformed)']} | "
                   f"{f['auto (transformed)']} |"]
+    if r.get("systematic"):
+        sy = r["systematic"]
+        lines += ["", "Systematic misalignment (the mean of found alignment after the true one's inverse, in the 256 "
+                      "template; scale above 1 = the found face is taken a little small):", "",
+                  "| sketches | n | scale | mean shift x, y (px) | sd x, y (px) |", "|---|---|---|---|---|"]
+        lines += [f"| {k} | {v['n']} | {v['scale']:.4f} | {v['shift_px_at_256'][0]:+.2f}, {v['shift_px_at_256'][1]:+.2f} | "
+                  f"{v['shift_sd_px'][0]:.2f}, {v['shift_sd_px'][1]:.2f} |"
+                  for k, v in sy.items() if isinstance(v, dict)]
+        lines += ["", f"Landmark error / eye distance on those test artist sketches: {sy['test artist error_iod'] * 100:.1f} %; "
+                      f"against the truth moved by the train split's mean misalignment: "
+                      f"{sy[next(k for k in sy if 'removed' in k)] * 100:.1f} %."]
     if r.get("calibration"):
         lines += ["", "Threshold calibration (detection / false alarms):", "", "| threshold | detection | false alarms |",
                   "|---|---|---|"] + [f"| {t} | {v['detection'] * 100:.1f} % | {v['false_alarms'] * 100:.1f} % |"

@@ -125,3 +125,22 @@ def test_ink_from_gray_takes_out_the_paper_and_stretches_faint_lines_but_not_a_b
     assert ink[0, 0] == 0 and ink[50, 50] > 0.6        # paper -> no ink; the faint band near full ink
     noise = np.clip(1 - np.abs(np.random.default_rng(0).normal(0, 0.01, (100, 100))), 0, 1).astype(np.float32)
     assert L.ink_from_gray(noise).max() < 0.1          # a blank scan's grain is not blown up into strokes
+
+
+def test_a_systematic_misalignment_removed_from_the_truth_leaves_only_the_random_error():
+    """eval_locator's --systematic: predictions that are the truth moved by one similarity in the template frame
+    have an error against the truth, and none against the truth moved by that map."""
+    from facesketch.models.data.face_template import alignment_matrix
+    from facesketch.models.data.landmarks import key_points
+    from facesketch.models.eval_locator import error_against_moved_truth
+    shift = np.array([[1.02, 0.0, 3.0], [0.0, 1.02, -1.0], [0, 0, 1]])    # in the 256 template
+    rng = np.random.default_rng(0)
+    cases = []
+    for _ in range(5):
+        truth = np.array([[100, 120], [160, 118], [131, 150], [110, 180], [152, 181]], float) + rng.normal(0, 3, (5, 2))
+        mt = np.vstack([alignment_matrix(key_points(truth), 256), [0, 0, 1]])
+        c = np.linalg.inv(mt) @ shift @ mt
+        pred = truth @ c[:2, :2].T + c[:2, 2]
+        cases.append((truth, pred, mt, float(np.hypot(*(truth[1] - truth[0])))))
+    before, after = error_against_moved_truth(cases, shift)
+    assert before > 0.03 and after < 1e-9
