@@ -147,3 +147,10 @@ def test_eval_face_side_by_side_on_a_tiny_pack(tmp_path):
     assert "| artist sketch (2) | 0.5 |" in open(os.path.join(out, "face.md")).read()
     for png in ("face_grid.png", "face_wild.png", "face_components.png"):
         assert os.path.getsize(os.path.join(out, png)) > 0
+    # --kinds: the quick check of a campaign's progress measures only those kinds
+    assert eval_face.main(["--data", pack, "--weights", weights, "--out", out, "--scoot-limit", "1", "--vgg", vgg,
+                           "--k", "2", "--kinds", "artist"]) == 0
+    report = json.load(open(os.path.join(out, "face.json")))
+    assert {r["input"] for r in report["results"]} == {"artist sketch"}
+    with pytest.raises(SystemExit, match="no sketches of kind crayon"):
+        eval_face.main(["--data", pack, "--weights", weights, "--out", out, "--vgg", vgg, "--kinds", "artist,crayon"])
