@@ -74,6 +74,8 @@ def main(argv=None) -> int:
         if missing:
             ap.error(f"--old-weights {args.old_weights} lacks {', '.join(missing)}")
         args.configs = [c for c in args.configs if c != "previous"] + ["previous"]
+    elif "previous" in args.configs:
+        ap.error("the 'previous' config needs --old-weights DIR")
     if args.threads:
         torch.set_num_threads(args.threads)
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"

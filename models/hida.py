@@ -13,7 +13,7 @@ upsamples by resize + conv: a stride-2 transposed conv gives each output pixel p
 kernel, which draws a dotted grid on smooth regions (Odena et al., "Deconvolution and Checkerboard
 Artifacts", 2016). `adapt_state_dict` turns trained transposed kernels into the closest
 resize-conv kernels, so weights trained the old way are a starting point for the new layers (models/upsampling.py,
-which also has the exact fast form the engine runs).
+which also computes the resize-conv at the input's resolution, in its exact transposed-conv form).
 """
 from __future__ import annotations
 
