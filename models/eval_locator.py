@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 
 from . import locator as L
-from .data.face_template import warp
+from .data.face_template import alignment_matrix, warp
 from .data.fs2k import load_sketch_gray
 from .data.landmarks import key_points, read_index
 from .paths import RESULTS_DIR, cache_dir, shown, weights_path
@@ -52,12 +52,16 @@ def transform_for(rng, pts: np.ndarray, scale_range=(0.3, 1.0), rot=20.0, canvas
     return m
 
 
+def matched_face(faces, truth: np.ndarray, iod: float):
+    """The first found face whose centre is within half an eye distance of the true face's (None: a miss)."""
+    return next((f for f in faces if np.linalg.norm(L.face_centre(f.points) - truth.mean(0)) < 0.5 * iod), None)
+
+
 def systematic_shift(loc, items: list, root: str, seed: int, sketch_of=None) -> dict:
     """How the found alignment differs from the true one, on average, in the template frame: the mean of
     (predicted alignment) o (true alignment)^-1 over the items, each through its seeded transform.
     `sketch_of(item)` gives the grey sketch (default: the FS2K artist's). Returns the mean map and, per case,
     what the landmark error needs to compare against a truth moved by another split's mean map."""
-    from .data.face_template import alignment_matrix
     maps, cases = [], []
     for i, it in enumerate(items):
         pts = np.array(it["points"], np.float64)
@@ -66,7 +70,7 @@ def systematic_shift(loc, items: list, root: str, seed: int, sketch_of=None) -> 
         truth = L.apply(m, pts)
         iod = float(np.hypot(*(truth[1] - truth[0])))
         faces = loc.find(L.ink_from_gray(warp(sketch, m, CANVAS, fill=255).astype(np.float32) / 255.0))
-        hit = next((f for f in faces if np.linalg.norm(L.face_centre(f.points) - truth.mean(0)) < 0.5 * iod), None)
+        hit = matched_face(faces, truth, iod)
         if hit is None:
             continue
         mt = np.vstack([alignment_matrix(key_points(truth), 256), [0, 0, 1]])
@@ -159,11 +163,7 @@ def main(argv=None) -> int:
         truth = L.apply(m, pts)
         faces = loc.find(L.ink_from_gray(layer.astype(np.float32) / 255.0))
         iod = float(np.hypot(*(truth[1] - truth[0])))
-        hit = None
-        for f in faces:
-            if np.linalg.norm(L.face_centre(f.points) - truth.mean(0)) < 0.5 * iod:
-                hit = f
-                break
+        hit = matched_face(faces, truth, iod)
         frac = FACE_WIDTH_IOD * iod / CANVAS
         bucket = f"{min(0.9, math.floor(frac * 10) / 10):.1f}"
         d = per_scale.setdefault(bucket, [0, 0, []])
@@ -218,7 +218,7 @@ def main(argv=None) -> int:
                 faces = loc.find(L.ink_from_gray(layer.astype(np.float32) / 255.0))
                 d = made.setdefault(k, [0, 0, []])
                 d[1] += 1
-                hit = next((f for f in faces if np.linalg.norm(L.face_centre(f.points) - truth.mean(0)) < 0.5 * iod), None)
+                hit = matched_face(faces, truth, iod)
                 if hit is not None:
                     d[0] += 1
                     d[2].append(float(np.linalg.norm(hit.points - truth, axis=1).mean() / iod))
@@ -345,7 +345,6 @@ def face_ssim(cases, root, locator_weights):
     align=auto on the transformed one (warped back)."""
     from facesketch.backend.engines.base import JobContext
     from facesketch.backend.engines.face import FaceEngine
-    from .data.face_template import alignment_matrix
     from .metrics import masked_ssim
     eng = FaceEngine(locator_weights)
     ok, why = eng.readiness()
