@@ -81,11 +81,16 @@ class FaceData:
 
     def sampling_weights(self, artist_share: float) -> np.ndarray:
         """Per-sketch probabilities: artist sketches together get `artist_share` of the draws (they are what users
-        draw most like, and few), the made kinds share the rest evenly by row."""
-        artist = self.kind_of == (self.kinds.index("artist") if "artist" in self.kinds else -1)
-        if not artist.any() or not (~artist).any():
-            return np.full(len(self), 1.0 / len(self))
-        return np.where(artist, artist_share / artist.sum(), (1 - artist_share) / (~artist).sum())
+        draw most like, and few); the made kinds share the rest evenly by kind, so that a kind made for only part
+        of the photos (HED edges cost two CPU-seconds a photo) is still seen as often as the others."""
+        artist_k = self.kinds.index("artist") if "artist" in self.kinds else -1
+        kinds, rows_per_kind = np.unique(self.kind_of, return_counts=True)
+        made = kinds[kinds != artist_k]
+        share = {k: (artist_share if k == artist_k else (1 - artist_share) / len(made)) for k in kinds}
+        if len(made) == 0 or len(made) == len(kinds):   # only artists or only made kinds: every kind alike
+            share = {k: 1.0 / len(kinds) for k in kinds}
+        count = dict(zip(kinds, rows_per_kind))
+        return np.array([share[k] / count[k] for k in self.kind_of])
 
 
 def sketch_tensor(sketches: np.ndarray, device) -> torch.Tensor:

@@ -154,3 +154,18 @@ def test_eval_face_side_by_side_on_a_tiny_pack(tmp_path):
     assert {r["input"] for r in report["results"]} == {"artist sketch"}
     with pytest.raises(SystemExit, match="no sketches of kind crayon"):
         eval_face.main(["--data", pack, "--weights", weights, "--out", out, "--vgg", vgg, "--kinds", "artist,crayon"])
+
+
+def test_sampling_gives_artists_their_share_and_each_made_kind_the_same(tmp_path):
+    from facesketch.models.train_face import FaceData
+    make_pack(str(tmp_path), n=6)
+    data = FaceData(os.path.join(str(tmp_path), "pack"), 256, log=lambda *a: None)
+    # pretend the pencil kind covers 4 photos and a costly kind ("hed") only the other 2
+    hed = data.kinds.index("hed")
+    pencil_rows = np.flatnonzero(data.kind_of == data.kinds.index("pencil"))
+    data.kind_of[pencil_rows[4:]] = hed
+    p = data.sampling_weights(0.3)
+    assert p.sum() == pytest.approx(1.0)
+    share = {k: p[data.kind_of == data.kinds.index(k)].sum() for k in ("artist", "pencil", "hed")}
+    assert share == pytest.approx({"artist": 0.3, "pencil": 0.35, "hed": 0.35})
+    assert np.allclose(p[data.kind_of == hed], 0.35 / 2)   # evenly by row within a kind

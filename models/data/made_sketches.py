@@ -1,7 +1,8 @@
 """Made sketches of the landmark index's photos (models.data.landmarks), in each photo's own frame.
 
     python -m facesketch.models.data.made_sketches --landmarks ~/.cache/facesketch/landmarks \
-        --out ~/.cache/facesketch/made-sketches [--kinds dodge,pencil,rough,outline,engine,hed] [--split train]
+        --out ~/.cache/facesketch/made-sketches [--kinds dodge,pencil,rough,outline,engine,hed] [--split train] \
+        [--dataset fs2k] [--spread N]
 
 DeepFaceDrawing made its training sketches from photos; the locator (and the face model) learn from these so
 that they accept drawings that are not FS2K artists'. Kinds:
@@ -91,7 +92,10 @@ def main(argv=None) -> int:
     ap.add_argument("--dataset", default="all", choices=("fs2k", "celeba", "all"))
     ap.add_argument("--fs2k", help="FS2K folder, when not where the index was made")
     ap.add_argument("--celeba", help="CelebA-6k folder, when not where the index was made")
-    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--limit", type=int, default=None, help="only the first N photos")
+    ap.add_argument("--spread", type=int, default=None,
+                    help="only N photos spread evenly over the selection (the rule of models.eval face --limit): "
+                         "a costly kind such as hed for part of a split")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--scenes", action="store_true", help="also sketch scikit-image's pictures without faces")
     args = ap.parse_args(argv)
@@ -106,6 +110,8 @@ def main(argv=None) -> int:
     items = [it for it in index["items"] if (args.split == "all" or it["split"] == args.split)
              and (args.dataset == "all" or it["dataset"] == args.dataset) and it["points"] is not None]
     items = items[:args.limit]
+    if args.spread and args.spread < len(items):
+        items = [items[i] for i in np.unique(np.linspace(0, len(items) - 1, args.spread).round().astype(int))]
     maker = Maker(kinds)
     for k in kinds:
         os.makedirs(os.path.join(args.out, k), exist_ok=True)
