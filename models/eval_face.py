@@ -138,10 +138,9 @@ def latency(models: list, sketches: np.ndarray, female: np.ndarray, k: int, roun
 
 
 def _items(pack, dataset: str, limit: int | None) -> np.ndarray:
+    from .data.made_sketches import spread_evenly
     rows = np.array([i for i, it in enumerate(pack.items) if it["dataset"] == dataset], np.int64)
-    if limit and limit < len(rows):
-        rows = rows[np.unique(np.linspace(0, len(rows) - 1, limit).round().astype(int))]
-    return rows
+    return rows[spread_evenly(len(rows), limit)]
 
 
 def inputs_by_kind(pack, photo_rows: np.ndarray, kinds=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -37,6 +37,14 @@ KINDS = ("dodge", "pencil", "rough", "outline", "engine", "hed")
 QUALITY = 75
 
 
+def spread_evenly(n_items: int, n: int | None) -> np.ndarray:
+    """Indices of n of n_items spread evenly (all of them when n is None or not smaller): the one rule behind
+    `--spread` here and `models.eval face --limit`, so a costly kind made for part of a split is what the eval reads."""
+    if not n or n >= n_items:
+        return np.arange(n_items)
+    return np.unique(np.linspace(0, n_items - 1, n).round().astype(int))
+
+
 def engine_style(item_id: str) -> int:
     """The sketch-engine style (1..3) a photo is drawn in: fixed per id, spread evenly."""
     return zlib.crc32(item_id.encode()) % 3 + 1
@@ -110,8 +118,7 @@ def main(argv=None) -> int:
     items = [it for it in index["items"] if (args.split == "all" or it["split"] == args.split)
              and (args.dataset == "all" or it["dataset"] == args.dataset) and it["points"] is not None]
     items = items[:args.limit]
-    if args.spread and args.spread < len(items):
-        items = [items[i] for i in np.unique(np.linspace(0, len(items) - 1, args.spread).round().astype(int))]
+    items = [items[i] for i in spread_evenly(len(items), args.spread)]
     maker = Maker(kinds)
     for k in kinds:
         os.makedirs(os.path.join(args.out, k), exist_ok=True)
