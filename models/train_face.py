@@ -86,9 +86,10 @@ class FaceData:
         artist_k = self.kinds.index("artist") if "artist" in self.kinds else -1
         kinds, rows_per_kind = np.unique(self.kind_of, return_counts=True)
         made = kinds[kinds != artist_k]
-        share = {k: (artist_share if k == artist_k else (1 - artist_share) / len(made)) for k in kinds}
-        if len(made) == 0 or len(made) == len(kinds):   # only artists or only made kinds: every kind alike
+        if len(made) in (0, len(kinds)):   # only artists or only made kinds: every kind alike
             share = {k: 1.0 / len(kinds) for k in kinds}
+        else:
+            share = {k: (artist_share if k == artist_k else (1 - artist_share) / len(made)) for k in kinds}
         count = dict(zip(kinds, rows_per_kind))
         return np.array([share[k] / count[k] for k in self.kind_of])
 
