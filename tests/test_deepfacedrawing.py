@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from facesketch.models.deepfacedrawing import (COMPONENTS, DeepFaceDrawing, JitBatchNorm2d, load_official_deepfacedrawing,
+from facesketch.models.deepfacedrawing import (COMPONENTS, DeepFaceDrawing, JitBatchNorm2d, get_config, load_official_deepfacedrawing,
                                     load_safetensors, lite_config, official_config, save_safetensors)
 from facesketch.models.paths import SHIPPED_WEIGHTS_DIR
+from facesketch.models.projection import knn
 
 torch.set_num_threads(1)
 
@@ -265,15 +266,26 @@ def test_lite_forward_shapes():
     assert y.shape == (2, 3, 256, 256) and y.abs().max() <= 1
 
 
-def test_lite_weights_with_feature_bank_fit_40mb(tmp_path):
-    model = DeepFaceDrawing(lite_config())
-    n = 3 * 1058  # FS2K train photos x (artist sketch + two synthetic sketches)
-    bank = {c: np.zeros((n, 256), np.float32) for c in COMPONENTS}
+def test_lite2_weights_with_a_quantized_feature_bank_fit_16mb(tmp_path):
+    model = DeepFaceDrawing(get_config("lite2"))
+    n, d = 3103, model.cfg.latent  # the bank of the shipped lite2 weights: one sketch per training photo with a gender
+    rng = np.random.default_rng(0)
+    bank = {c: rng.standard_normal((n, d)).astype(np.float32) * rng.uniform(0.1, 3, d).astype(np.float32)
+            for c in COMPONENTS}
     path = str(tmp_path / "face_lite.safetensors")
     save_safetensors(model, path, bank, np.zeros(n, np.uint8))
-    assert os.path.getsize(path) < 40 * 1024 * 1024
+    assert os.path.getsize(path) < 16_000_000
     loaded, bank2, gender, meta = load_safetensors(path)
-    assert meta["config"] == "lite" and bank2["nose"].shape == (n, 256) and gender.shape == (n,)
+    assert meta["config"] == "lite2" and bank2["nose"].shape == (n, d) and gender.shape == (n,)
+    for c in COMPONENTS:
+        step = np.abs(bank[c]).max(0) / 127
+        assert np.all(np.abs(bank2[c].numpy() - bank[c]) <= step * 0.5 + 1e-3 * step + 1e-6)
+    # the neighbours manifold projection finds are those of the unquantized bank
+    q = torch.as_tensor(bank["nose"][:200]) + 0.3 * torch.randn(200, d)
+    _, exact = knn(torch.as_tensor(bank["nose"]), q, 10)
+    _, quant = knn(bank2["nose"], q, 10)
+    agree = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact.tolist(), quant.tolist())])
+    assert agree > 0.97
     shipped = os.path.join(SHIPPED_WEIGHTS_DIR, "face_lite.safetensors")
     if os.path.exists(shipped):
-        assert os.path.getsize(shipped) < 40 * 1024 * 1024
+        assert os.path.getsize(shipped) < 20_000_000  # issue 11: all face weights, bank included, at most 20 MB
