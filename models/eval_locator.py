@@ -124,6 +124,9 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="N test sketches spread evenly (default all 1046)")
     ap.add_argument("--negatives", type=int, default=500)
     ap.add_argument("--face-limit", type=int, default=200, help="face SSIM on M of the sketches (0: skip)")
+    ap.add_argument("--face-kind", default="artist", choices=("artist", "dodge"),
+                    help="face SSIM on the artists' sketches, or on colour-dodge sketches of the same photos (which sit "
+                         "exactly on their photos: the artists' drawings are a little off theirs)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=12345)
     ap.add_argument("--out", default=os.path.join(RESULTS_DIR, "face_locator.json"))
@@ -261,7 +264,8 @@ def main(argv=None) -> int:
     # -- face SSIM after alignment ------------------------------------------------------------------------
     face = None
     if args.face_limit:
-        face = face_ssim(cases[:: max(1, len(cases) // args.face_limit)][:args.face_limit], root, args.weights)
+        face = face_ssim(cases[:: max(1, len(cases) // args.face_limit)][:args.face_limit], root, args.weights,
+                         args.face_kind)
 
     det_rate = found / max(n, 1)
     res = {"sketches": n, "detected": found, "detection_rate": round(det_rate, 4), "calibration": calibration,
@@ -317,7 +321,8 @@ def markdown(r: dict, command: str) -> str:
             lines.append(f"| {k} | {v['n']} | {v['detected'] * 100:.1f} % | {err} |")
     f = r.get("face_ssim")
     if f and "skipped" not in f:
-        lines += ["", f"Face SSIM to the true photo (inside the face oval, blend 0.5, {f['n']} sketches; align=auto found no "
+        lines += ["", f"Face SSIM to the true photo (inside the face oval, blend 0.5, {f['n']} "
+                      f"{'colour-dodge sketches of the photos' if f.get('kind') == 'dodge' else 'sketches'}; align=auto found no "
                       f"face on {f['no_face']}):", "", "| input | align=template | align=auto |", "|---|---|---|",
                   f"| untransformed sketch | {f['template (untransformed)']} | {f['auto (untransformed)']} |",
                   f"| transformed sketch (result warped back) | {f['template (transformed)']} | "
@@ -340,9 +345,10 @@ def markdown(r: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def face_ssim(cases, root, locator_weights):
+def face_ssim(cases, root, locator_weights, kind="artist"):
     """SSIM to the true photo in the untransformed frame: align=template on the untransformed sketch vs
-    align=auto on the transformed one (warped back)."""
+    align=auto on the transformed one (warped back). kind 'dodge': a colour-dodge sketch of the photo takes the
+    artist's place (the same transform), so the landmarks the template path aligns by are exactly the drawing's."""
     from facesketch.backend.engines.base import JobContext
     from facesketch.backend.engines.face import FaceEngine
     from .metrics import masked_ssim
@@ -360,6 +366,9 @@ def face_ssim(cases, root, locator_weights):
         a5 = alignment_matrix(key_points(pts), 256)     # the untransformed frame
         with Image.open(os.path.join(root, it["photo"])) as im:
             photo = np.asarray(warp(im.convert("RGB"), a5, 256, fill=0))
+            if kind == "dodge":
+                from .pencil import dodge_sketch
+                sketch = dodge_sketch(np.asarray(im.convert("RGB")))
         ref_sketch = warp(sketch, a5, 256, fill=255)
         gender = "female" if it["gender"] == 1 else "male"
 
@@ -384,7 +393,7 @@ def face_ssim(cases, root, locator_weights):
             if getattr(e, "code", None) != "no_face":
                 raise
             missed += 1
-    return {"n": len(cases), "no_face": missed,
+    return {"n": len(cases), "no_face": missed, "kind": kind,
             **{k: round(float(np.mean(v)), 4) if v else None for k, v in rows.items()}}
 
 
