@@ -268,7 +268,7 @@ def test_lite_forward_shapes():
 
 def test_lite2_weights_with_a_quantized_feature_bank_fit_16mb(tmp_path):
     model = DeepFaceDrawing(get_config("lite2"))
-    n, d = 3103, model.cfg.latent  # the bank of the shipped lite2 weights: one sketch per training photo with a gender
+    n, d = 3103, model.cfg.latent  # the lite2 export's bank: one sketch per training photo with a gender
     rng = np.random.default_rng(0)
     bank = {c: rng.standard_normal((n, d)).astype(np.float32) * rng.uniform(0.1, 3, d).astype(np.float32)
             for c in COMPONENTS}
