@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .data.made_sketches import spread_evenly
 from .data.pack import load_pack
 from .export import load_weights, read_metadata
 from .paths import REPO, RESULTS_DIR, cache_dir, weights_dir
@@ -49,8 +50,7 @@ def evaluate(args) -> int:
     torch.set_num_threads(args.threads)
     pack = load_pack(args.data, "test")
     n_all = len(pack)
-    idx = np.arange(n_all) if not args.limit or args.limit >= n_all else \
-        np.unique(np.linspace(0, n_all - 1, args.limit).round().astype(int))
+    idx = spread_evenly(n_all, args.limit)
     sketch_path = os.path.join(args.weights, "hida_lite.safetensors")
     depth_path = os.path.join(args.weights, "depth_lite.safetensors")
     gen = load_weights(sketch_path, "sketch")

@@ -34,6 +34,7 @@ from PIL import Image
 from . import locator as L
 from .data.face_template import alignment_matrix, warp
 from .data.fs2k import load_sketch_gray
+from .data.made_sketches import spread_evenly
 from .data.landmarks import key_points, read_index
 from .paths import RESULTS_DIR, cache_dir, shown, weights_path
 
@@ -150,7 +151,7 @@ def main(argv=None) -> int:
     index = read_index(args.landmarks, {"fs2k": args.fs2k})
     items = [it for it in index["items"] if it["dataset"] == "fs2k" and it["split"] == "test" and it["points"]]
     if args.limit and args.limit < len(items):
-        items = [items[i] for i in np.unique(np.linspace(0, len(items) - 1, args.limit).round().astype(int))]
+        items = [items[i] for i in spread_evenly(len(items), args.limit)]
     root = index["roots"]["fs2k"]
     t0 = time.time()
 
@@ -233,7 +234,7 @@ def main(argv=None) -> int:
 
         def spread(split):
             its = [it for it in index["items"] if it["dataset"] == "fs2k" and it["split"] == split and it["points"]]
-            return [its[i] for i in np.unique(np.linspace(0, len(its) - 1, args.systematic).round().astype(int))]
+            return [its[i] for i in spread_evenly(len(its), args.systematic)]
 
         def dodge_of(it):
             with Image.open(os.path.join(root, it["photo"])) as im:
@@ -352,6 +353,7 @@ def face_ssim(cases, root, locator_weights, kind="artist"):
     from facesketch.backend.engines.base import JobContext
     from facesketch.backend.engines.face import FaceEngine
     from .metrics import masked_ssim
+    from .pencil import dodge_sketch
     eng = FaceEngine(locator_weights)
     ok, why = eng.readiness()
     if not ok:
@@ -365,10 +367,10 @@ def face_ssim(cases, root, locator_weights, kind="artist"):
         pts = np.array(it["points"], np.float64)
         a5 = alignment_matrix(key_points(pts), 256)     # the untransformed frame
         with Image.open(os.path.join(root, it["photo"])) as im:
-            photo = np.asarray(warp(im.convert("RGB"), a5, 256, fill=0))
-            if kind == "dodge":
-                from .pencil import dodge_sketch
-                sketch = dodge_sketch(np.asarray(im.convert("RGB")))
+            rgb = im.convert("RGB")
+        photo = np.asarray(warp(rgb, a5, 256, fill=0))
+        if kind == "dodge":
+            sketch = dodge_sketch(np.asarray(rgb))
         ref_sketch = warp(sketch, a5, 256, fill=255)
         gender = "female" if it["gender"] == 1 else "male"
 
