@@ -256,7 +256,7 @@ def load_stage1(args, cfg, device) -> tuple[DeepFaceDrawing, int]:
 class Stage2Loss:
     """Weights of the generator's losses; gan = 0 trains without the discriminator (the first phase)."""
     l1: float = 10.0
-    perceptual: float = 0.0   # HED-VGG16 relu1_2..relu3_3 (models.vgg16_hed) at half resolution
+    perceptual: float = 0.0   # HED-VGG16 (models.vgg16_hed, --vgg-layers) at half resolution
     ssim: float = 0.0         # 1 - SSIM of the grey faces (the evaluation's measure of likeness)
     gan: float = 0.0          # LSGAN on the two-scale PatchGAN
     feat: float = 10.0        # discriminator feature matching (with gan > 0)
@@ -296,7 +296,7 @@ def train_stage2(args, cfg, data: FaceData, device, log) -> None:
     perceptual = None
     if weights.perceptual > 0:
         from .vgg16_hed import PerceptualLoss
-        perceptual = PerceptualLoss(layers=("relu1_2", "relu2_2", "relu3_3")).to(device)
+        perceptual = PerceptualLoss(layers=args.vgg_layers.split(",")).to(device)
     log(f"stage 2 losses: {dataclasses.asdict(weights)}")
     rng = np.random.default_rng(step + 7)
     gen = torch.Generator().manual_seed(step + 7)
@@ -461,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ndf", type=int, default=32)
     p.add_argument("--lambda-l1", type=float, default=10.0)
     p.add_argument("--perceptual", type=float, default=0.0, help="stage 2: HED-VGG16 perceptual loss weight")
+    p.add_argument("--vgg-layers", default="relu1_2,relu2_2,relu3_3",
+                   help="stage 2: HED-VGG16 layers of the perceptual loss (pix2pixHD's weights per block); "
+                        "relu4_3,relu5_3 add the deep features the Frechet distance compares")
     p.add_argument("--ssim-weight", type=float, default=0.0, help="stage 2: weight of 1 - SSIM")
     p.add_argument("--gan-weight", type=float, default=1.0, help="stage 2: LSGAN weight (0: no discriminator)")
     p.add_argument("--lambda-feat", type=float, default=10.0)
