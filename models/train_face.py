@@ -136,13 +136,27 @@ def augment_sketch(x: torch.Tensor, gen: torch.Generator, max_shift: int = 4) ->
     return thicken(x) if torch.rand((), generator=gen) < 0.3 else x
 
 
-def augment_pair(sk: torch.Tensor, photo: torch.Tensor, gen: torch.Generator, max_shift: int = 3):
-    """The same flip and shift for a sketch and its photo; sometimes thicker strokes."""
+def drawn_small(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """The sketch as align=auto sees a face drawn `factor` times smaller than the template: area-reduced to that
+    size, then bilinearly enlarged back (soft, thicker lines and lost detail)."""
+    size = x.shape[-1]
+    small = F.interpolate(x, size=max(8, round(size / factor)), mode="area")
+    return F.interpolate(small, size=size, mode="bilinear", align_corners=False)
+
+
+def augment_pair(sk: torch.Tensor, photo: torch.Tensor, gen: torch.Generator, max_shift: int = 3,
+                 small_p: float = 0.0, small_max: float = 3.3):
+    """The same flip and shift for a sketch and its photo; sometimes thicker strokes; with probability small_p the
+    sketch drawn 1.2 to small_max times smaller (faces drawn small in a big layer: at a third of a 512 layer the
+    face is about 3 times smaller than the template's)."""
     if torch.rand((), generator=gen) < 0.5:
         sk, photo = flip_faces(sk, 1.0), flip_faces(photo, None)
     dx, dy = (int(v) for v in torch.randint(-max_shift, max_shift + 1, (2,), generator=gen))
     sk, photo = shift(sk, dx, dy, 1.0), shift(photo, dx, dy, None)
-    return (thicken(sk) if torch.rand((), generator=gen) < 0.2 else sk), photo
+    sk = thicken(sk) if torch.rand((), generator=gen) < 0.2 else sk
+    if small_p > 0 and torch.rand((), generator=gen) < small_p:
+        sk = drawn_small(sk, 1.2 + (small_max - 1.2) * float(torch.rand((), generator=gen)))
+    return sk, photo
 
 
 _MASKS: dict[int, torch.Tensor] = {}
@@ -309,7 +323,8 @@ def train_stage2(args, cfg, data: FaceData, device, log) -> None:
         while step < args.steps and not stop.now:
             idx = rng.choice(len(data), args.batch, p=probs)
             sk, real = augment_pair(sketch_tensor(data.sketches(idx), device),
-                                    photo_tensor(data.photos[data.photo_of[idx]], device), gen)
+                                    photo_tensor(data.photos[data.photo_of[idx]], device), gen,
+                                    small_p=args.drawn_small)
             with torch.no_grad():
                 z = model.encode(sk)
             # a little latent noise: at test time the decoders see projected (blended) latents, not exact ones
@@ -467,6 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ssim-weight", type=float, default=0.0, help="stage 2: weight of 1 - SSIM")
     p.add_argument("--gan-weight", type=float, default=1.0, help="stage 2: LSGAN weight (0: no discriminator)")
     p.add_argument("--lambda-feat", type=float, default=10.0)
+    p.add_argument("--drawn-small", type=float, default=0.0, metavar="P",
+                   help="stage 2: share of draws whose sketch is shrunk 1.2-3.3x and enlarged back, as align=auto "
+                        "enlarges a face drawn small in a big layer")
     p.add_argument("--latent-noise", type=float, default=0.05, help="stage 2 latent noise, x each latent's std")
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--sample-every", type=int, default=200)

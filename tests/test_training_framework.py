@@ -294,3 +294,17 @@ def test_face_flip_mirrors_about_the_face_axis():
     assert ys.tolist() == [ly] and abs(xs.item() - rx) <= 1   # lands on the other eye
 
 
+
+
+def test_face_drawn_small_softens_a_line_where_it_was():
+    x = torch.ones(1, 1, 256, 256)
+    x[..., 100:256, 127:129] = -1                            # a 2 px vertical stroke
+    small = train_face.drawn_small(x, 3.0)
+    assert small.shape == x.shape
+    cols = (1 - small[0, 0, 120:240]).mean(0)                # ink per column
+    assert abs(float((cols * torch.arange(256)).sum() / cols.sum()) - 127.5) < 0.6   # still where it was drawn
+    assert (cols > 0.05).sum() >= 4 and float(small.min()) > -0.9                    # wider and fainter
+    assert torch.allclose(train_face.drawn_small(x, 1.0), x)                         # factor 1: unchanged
+    sk, photo = train_face.augment_pair(x.clone(), torch.zeros(1, 3, 256, 256), torch.Generator().manual_seed(0),
+                                        small_p=1.0)
+    assert float(sk.min()) > -0.95 and float(photo.abs().max()) == 0                  # the sketch only
