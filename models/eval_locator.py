@@ -328,6 +328,9 @@ def markdown(r: dict, command: str) -> str:
                   f"| untransformed sketch | {f['template (untransformed)']} | {f['auto (untransformed)']} |",
                   f"| transformed sketch (result warped back) | {f['template (transformed)']} | "
                   f"{f['auto (transformed)']} |"]
+        if f.get("auto (transformed, template frame)") is not None:
+            lines.append(f"| transformed sketch, the face in the frame the locator found (before it goes back into "
+                         f"the layer) | - | {f['auto (transformed, template frame)']} |")
     if r.get("systematic"):
         sy = r["systematic"]
         lines += ["", "Systematic misalignment (the mean of found alignment after the true one's inverse, in the 256 "
@@ -358,10 +361,10 @@ def face_ssim(cases, root, locator_weights, kind="artist"):
     ok, why = eng.readiness()
     if not ok:
         return {"skipped": why}
-    from facesketch.backend.engines.face_placement import face_mask
+    from facesketch.backend.engines.face_placement import face_mask, locate, to_canvas
     region = face_mask(256) >= 0.99     # inside the face oval that align=auto composites (all variants alike)
     rows = {"template (untransformed)": [], "template (transformed)": [], "auto (transformed)": [],
-            "auto (untransformed)": []}
+            "auto (untransformed)": [], "auto (transformed, template frame)": []}
     missed = 0
     for it, sketch, m, hit in cases:
         pts = np.array(it["points"], np.float64)
@@ -391,6 +394,11 @@ def face_ssim(cases, root, locator_weights, kind="artist"):
             rows["auto (untransformed)"].append(masked_ssim(photo, auto_ref, region))
             back = np.asarray(warp(run(layer, "auto"), to_ref, 256, fill=255))
             rows["auto (transformed)"].append(masked_ssim(photo, back, region))
+            # the face as the generator draws it in the frame the locator found, before it is composited back
+            # into the layer: the face metric after alignment, without the measure's two output resamplings
+            found = locate(np.asarray(layer, np.float32) / 255, eng._locator.get("cpu"), 256)
+            canon = (to_canvas(np.asarray(layer, np.float32) / 255, found.matrix, 256) * 255 + 0.5).astype(np.uint8)
+            rows["auto (transformed, template frame)"].append(masked_ssim(photo, run(canon, "template"), region))
         except Exception as e:  # no_face: counted
             if getattr(e, "code", None) != "no_face":
                 raise
