@@ -47,8 +47,7 @@ def panel(title: str, series: list[tuple[str, np.ndarray, np.ndarray]], xmax: fl
     """One line chart: series of (label, x, y); hlines of (label, y) drawn grey."""
     img = Image.new("RGB", (W, H), "white")
     d = ImageDraw.Draw(img)
-    ys = np.concatenate([s[2] for s in series] + [np.array([v for _, v in hlines])] if hlines else
-                        [s[2] for s in series])
+    ys = np.concatenate([s[2] for s in series] + [np.array([v for _, v in hlines], float)])
     lo, hi = float(ys.min()), float(ys.max())
     lo, hi = lo - 0.05 * (hi - lo + 1e-9), hi + 0.05 * (hi - lo + 1e-9)
     x0, y0, x1, y1 = PAD, 24, W - 12, H - 30
@@ -69,7 +68,7 @@ def panel(title: str, series: list[tuple[str, np.ndarray, np.ndarray]], xmax: fl
         for yy in range(int(y0), int(y1), 8):
             d.line((px, yy, px, yy + 4), fill=(150, 150, 150))
         d.text((px - 6 * len(label) - 3, y0 + 3 + 14 * i), label, fill=(110, 110, 110), font=font)
-    for i, (label, v) in enumerate(hlines):
+    for label, v in hlines:
         _, py = to_px(0, v)
         d.line((x0, py, x1, py), fill=(190, 190, 190))
         d.text((x1 - 6 * len(label) - 4, py - 13), label, fill=(110, 110, 110), font=font)
