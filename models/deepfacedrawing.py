@@ -447,13 +447,21 @@ def load_official_deepfacedrawing(root: str, cfg: DFDConfig | None = None, devic
 # ---------------------------------------------------------------------------------------------- our weights
 
 def save_safetensors(model: DeepFaceDrawing, path: str, bank: np.ndarray | None = None,
-                     bank_gender: np.ndarray | None = None, extra_meta: Mapping[str, str] | None = None) -> None:
-    """fp16 safetensors: the model state (no num_batches_tracked) plus, optionally, the feature bank
+                     bank_gender: np.ndarray | None = None, extra_meta: Mapping[str, str] | None = None,
+                     int8_weights: bool = True) -> None:
+    """fp16 safetensors: the model state (no num_batches_tracked; with `int8_weights` the large conv and linear
+    weights as int8 with a per-output-channel fp16 scale, see quantize_weight) plus, optionally, the feature bank
     (`bank.<component>` (N,latent) int8 with `bank_scale.<component>` (latent,) fp16, see quantize_bank) and
     `bank_gender` (N,) uint8 (0 male, 1 female)."""
     from safetensors.torch import save_file
-    tensors = {k: v.detach().to(torch.float16).contiguous().cpu() for k, v in model.state_dict().items()
-               if not k.endswith("num_batches_tracked")}
+    tensors = {}
+    for k, v in model.state_dict().items():
+        if k.endswith("num_batches_tracked"):
+            continue
+        if int8_weights and k.endswith(".weight") and v.dim() >= 2 and v.numel() >= INT8_MIN_NUMEL:
+            tensors[k], tensors[WEIGHT_SCALE + k] = quantize_weight(v)
+        else:
+            tensors[k] = v.detach().to(torch.float16).contiguous().cpu()
     if bank is not None:
         for c, rows in bank.items():
             tensors[f"bank.{c}"], tensors[f"bank_scale.{c}"] = quantize_bank(torch.as_tensor(rows))
@@ -464,6 +472,33 @@ def save_safetensors(model: DeepFaceDrawing, path: str, bank: np.ndarray | None 
     tmp = path + ".tmp"  # a running engine may be reading the old file: replace it atomically
     save_file(tensors, tmp, metadata=meta)
     os.replace(tmp, path)
+
+
+# Weights of at least this many values are stored as int8 (biases, norms and small layers stay fp16).
+INT8_MIN_NUMEL = 4096
+WEIGHT_SCALE = "int8_scale."
+
+
+def quantize_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A conv or linear weight (out, ...) -> (int8 of the same shape, float32 scale (out, 1, ...)), symmetric per
+    output channel: half the bytes of fp16, and an error of at most half a step (max |w| of the channel / 254),
+    which the evaluation shows does not change the faces (docs/results/face.md). The scales stay float32: a
+    nearly dead channel's would lose its precision in fp16's subnormal range, and they are few."""
+    w = w.detach().float().cpu()
+    scale = (w.abs().amax(dim=tuple(range(1, w.dim())), keepdim=True) / 127).clamp_min(1e-30)
+    q = torch.round(w / scale).clamp(-127, 127).to(torch.int8)
+    return q.contiguous(), scale.contiguous()
+
+
+def dequantize_weights(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The model state in float32 from a file's tensors (int8 weights times their scale; the bank left out)."""
+    state = {}
+    for k, v in tensors.items():
+        if k.startswith("bank") or k.startswith(WEIGHT_SCALE):
+            continue
+        scale = tensors.get(WEIGHT_SCALE + k)
+        state[k] = v.float() * scale.float() if scale is not None else v.float()
+    return state
 
 
 def quantize_bank(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -491,7 +526,7 @@ def load_safetensors(path: str, device: str | torch.device = "cpu"):
         meta = f.metadata() or {}
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     model = DeepFaceDrawing(get_config(meta.get("config", "lite")))
-    state = {k: v.float() for k, v in tensors.items() if not k.startswith("bank")}
+    state = dequantize_weights(tensors)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
@@ -500,6 +535,15 @@ def load_safetensors(path: str, device: str | torch.device = "cpu"):
     bank = {c: dequantize_bank(tensors, c).to(device) for c in COMPONENTS if f"bank.{c}" in tensors} or None
     gender = tensors.get("bank_gender")
     return model.to(device).eval(), bank, (gender.to(device) if gender is not None else None), meta
+
+
+def resave_safetensors(path: str, out: str) -> None:
+    """A face weights file written in any earlier form (fp16 weights, fp16 bank) -> the current one (int8 weights
+    and bank), the same model, bank, genders and metadata."""
+    model, bank, gender, meta = load_safetensors(path)
+    rows = {c: v.numpy() for c, v in bank.items()} if bank is not None else None
+    save_safetensors(model, out, rows, gender.numpy() if gender is not None else None,
+                     {k: v for k, v in meta.items() if k not in ("config", "format")})
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -289,3 +289,30 @@ def test_lite2_weights_with_a_quantized_feature_bank_fit_16mb(tmp_path):
     shipped = os.path.join(SHIPPED_WEIGHTS_DIR, "face_lite.safetensors")
     if os.path.exists(shipped):
         assert os.path.getsize(shipped) < 40 * 1024 * 1024
+
+
+def test_large_weights_are_stored_as_int8_per_output_channel(tmp_path):
+    from facesketch.models.deepfacedrawing import INT8_MIN_NUMEL, WEIGHT_SCALE
+    from safetensors import safe_open
+    model = DeepFaceDrawing(lite_config())
+    with torch.no_grad():
+        for p in model.parameters():   # channels of very different sizes, as trained weights have
+            p.copy_(torch.randn_like(p) * torch.rand(p.shape[:1] + (1,) * (p.dim() - 1)) * 3)
+    path = str(tmp_path / "face.safetensors")
+    save_safetensors(model, path)
+    with safe_open(path, "pt") as f:
+        stored = {k: f.get_tensor(k) for k in f.keys()}
+    loaded = load_safetensors(path)[0].state_dict()
+    for k, v in model.state_dict().items():
+        if k.endswith("num_batches_tracked"):
+            continue
+        if k.endswith(".weight") and v.dim() >= 2 and v.numel() >= INT8_MIN_NUMEL:
+            assert stored[k].dtype == torch.int8 and stored[WEIGHT_SCALE + k].dtype == torch.float32
+            step = v.abs().flatten(1).amax(1) / 127
+            err = (loaded[k] - v).abs().flatten(1).amax(1)
+            assert torch.all(err <= step * 0.5 * 1.0001 + 1e-12), k    # half a step of its own channel
+        else:   # biases, norms and small layers keep fp16
+            assert stored[k].dtype == torch.float16 and torch.equal(loaded[k], v.half().float()), k
+    # about half the bytes of an all-fp16 file
+    save_safetensors(model, str(tmp_path / "fp16.safetensors"), int8_weights=False)
+    assert os.path.getsize(path) < 0.55 * os.path.getsize(tmp_path / "fp16.safetensors")
