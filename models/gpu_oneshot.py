@@ -322,28 +322,18 @@ def restore_state(oneshot: str, meta: dict | None, state_dir: str) -> None:
     from safetensors.torch import load_file
     from .deepfacedrawing import DeepFaceDrawing, get_config, load_safetensors
     from .discriminators import MultiscaleDiscriminator
-    from .training import save_atomic
+    from .train_face import write_state
     model = DeepFaceDrawing(get_config(meta["config"]))
     if meta["from_export"]:
         model.load_state_dict(load_safetensors(os.path.join(REPO, meta["from_export"]))[0].state_dict())
     path = os.path.join(oneshot, "state.safetensors")
     tensors = load_file(path) if os.path.isfile(path) else {}
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=False)
-    os.makedirs(state_dir, exist_ok=True)
-    p1 = list(model.encoders.parameters()) + list(model.image_decoders.parameters())
-    save_atomic({"model": model.state_dict(), "opt": torch.optim.Adam(p1).state_dict(), "scaler": None,
-                 "step": meta["stage1_step"], "config": meta["config"]}, os.path.join(state_dir, "stage1.pt"))
-    if meta["stage2_step"] is None:
-        return
-    disc = MultiscaleDiscriminator(1 + 3, ndf=NDF)
-    if meta["disc"]:
+    disc = None
+    if meta["stage2_step"] is not None and meta["disc"]:
+        disc = MultiscaleDiscriminator(1 + 3, ndf=NDF)
         disc.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("disc.")})
-    p2 = list(model.feature_decoders.parameters()) + list(model.generator.parameters())
-    save_atomic({"feature_decoders": model.feature_decoders.state_dict(), "generator": model.generator.state_dict(),
-                 "disc": disc.state_dict(), "opt_g": torch.optim.Adam(p2, betas=(0.5, 0.999)).state_dict(),
-                 "opt_d": torch.optim.Adam(disc.parameters(), betas=(0.5, 0.999)).state_dict(), "scaler": None,
-                 "step": meta["stage2_step"], "stage1_step": meta["stage1_step"], "config": meta["config"]},
-                os.path.join(state_dir, "stage2.pt"))
+    write_state(model, state_dir, meta["stage1_step"], meta["stage2_step"], disc, ndf=NDF)
 
 
 def restore_vgg(oneshot: str, index: dict, cache: str) -> bool:

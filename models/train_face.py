@@ -424,6 +424,40 @@ def bank_rows(data: FaceData) -> np.ndarray:
     return order[first]
 
 
+def write_state(model: DeepFaceDrawing, out: str, stage1_step: int, stage2_step: int | None, disc=None,
+                ndf: int = 32) -> None:
+    """stage1.pt (and, with a stage-2 step, stage2.pt) as the two stages write them, from a model's weights, with
+    fresh optimiser states (and a fresh discriminator unless one is given): a new run that starts from weights."""
+    from .discriminators import MultiscaleDiscriminator
+    from .training import save_atomic
+    os.makedirs(out, exist_ok=True)
+    p1 = list(model.encoders.parameters()) + list(model.image_decoders.parameters())
+    save_atomic({"model": model.state_dict(), "opt": torch.optim.Adam(p1).state_dict(), "scaler": None,
+                 "step": stage1_step, "config": model.cfg.name}, os.path.join(out, "stage1.pt"))
+    if stage2_step is None:
+        return
+    disc = disc or MultiscaleDiscriminator(1 + 3, ndf=ndf)
+    p2 = list(model.feature_decoders.parameters()) + list(model.generator.parameters())
+    save_atomic({"feature_decoders": model.feature_decoders.state_dict(), "generator": model.generator.state_dict(),
+                 "disc": disc.state_dict(), "opt_g": torch.optim.Adam(p2, betas=(0.5, 0.999)).state_dict(),
+                 "opt_d": torch.optim.Adam(disc.parameters(), betas=(0.5, 0.999)).state_dict(), "scaler": None,
+                 "step": stage2_step, "stage1_step": stage1_step, "config": model.cfg.name},
+                os.path.join(out, "stage2.pt"))
+
+
+def init_from(args, log) -> None:
+    """--init-from WEIGHTS: the state of a new run in --out from exported weights (their trained steps kept)."""
+    from .deepfacedrawing import load_safetensors
+    if any(os.path.isfile(os.path.join(args.out, f)) for f in ("stage1.pt", "stage2.pt")):
+        raise SystemExit(f"{args.out} already holds a training state: --resume it, or choose another --out")
+    model, _, _, meta = load_safetensors(args.init_from)
+    if model.cfg.name != args.config:
+        raise SystemExit(f"{args.init_from} holds a {model.cfg.name} model: pass --config {model.cfg.name}")
+    steps = json.loads(meta.get("trained_steps", "{}"))
+    write_state(model, args.out, int(steps.get("stage1", 0)), int(steps.get("stage2", 0)), ndf=args.ndf)
+    log(f"new state in {args.out} from {args.init_from} (steps {steps}, a fresh discriminator)")
+
+
 def export(args, cfg, data: FaceData, device, log) -> str:
     """Stage-1 encoders/image decoders + stage-2 FM decoders/generator + feature bank -> fp16 safetensors."""
     model, stage1_step = load_stage1(args, cfg, device)
@@ -490,6 +524,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-every", type=int, default=200)
     p.add_argument("--checkpoint-s", type=float, default=300.0)
     p.add_argument("--export", metavar="PATH", help="write fp16 safetensors from the checkpoints in --out and exit")
+    p.add_argument("--init-from", metavar="WEIGHTS",
+                   help="start a new state in --out from exported weights (e.g. the shipped ones), then train "
+                        "with --resume")
     return p
 
 
@@ -505,6 +542,10 @@ def main(argv=None) -> int:
     if args.export:
         export(args, cfg, data, device, log)
         return 0
+    if args.init_from:
+        init_from(args, log)
+        if not args.resume:
+            return 0
     args.steps = args.steps or (3000 if args.stage == 1 else 200000)
     args.batch = args.batch or (16 if args.stage == 1 else 4)
     log(f"face {cfg.name} stage {args.stage} on {device}: {' '.join(sys.argv[1:] if argv is None else argv)}")

@@ -97,6 +97,32 @@ def test_train_both_stages_resume_and_export(tmp_path):
     assert main(["--data", pack, "--out", state, "--export", out]) == 0
 
 
+def test_a_new_run_from_exported_weights_starts_where_they_stopped(tmp_path):
+    make_pack(str(tmp_path))
+    pack, state = str(tmp_path / "pack"), str(tmp_path / "state")
+    common = ["--data", pack, "--log-every", "1", "--sample-every", "100", "--batch", "1"]
+    assert main(common + ["--out", state, "--stage", "1", "--steps", "2"]) == 0
+    assert main(common + ["--out", state, "--stage", "2", "--steps", "3", "--gan-weight", "0"]) == 0
+    first = str(tmp_path / "first.safetensors")
+    assert main(["--data", pack, "--out", state, "--export", first]) == 0
+    exported = load_safetensors(first)[0].state_dict()
+
+    new = str(tmp_path / "new")
+    assert main(common + ["--out", new, "--init-from", first]) == 0
+    s1 = torch.load(os.path.join(new, "stage1.pt"), weights_only=True)
+    s2 = torch.load(os.path.join(new, "stage2.pt"), weights_only=True)
+    assert (s1["step"], s2["step"], s2["stage1_step"]) == (2, 3, 2)
+    for k, v in s2["generator"].items():    # the exported weights (through their int8 / fp16 storage)
+        assert torch.equal(v, exported["generator." + k]), k
+    with pytest.raises(SystemExit, match="already holds a training state"):
+        main(common + ["--out", new, "--init-from", first])
+    assert main(common + ["--out", new, "--stage", "2", "--steps", "4", "--resume", "--gan-weight", "1"]) == 0
+    assert torch.load(os.path.join(new, "stage2.pt"), weights_only=True)["step"] == 4
+    second = str(tmp_path / "second.safetensors")
+    assert main(["--data", pack, "--out", new, "--export", second]) == 0
+    assert '"stage2": 4' in load_safetensors(second)[3]["trained_steps"]
+
+
 def test_sigterm_writes_a_checkpoint_and_stops(tmp_path):
     """Stopping a long run (SIGTERM, Ctrl-C) keeps its progress: a checkpoint at the step reached, then exit 0."""
     import signal
