@@ -459,7 +459,8 @@ def init_from(args, log) -> None:
 
 
 def export(args, cfg, data: FaceData, device, log) -> str:
-    """Stage-1 encoders/image decoders + stage-2 FM decoders/generator + feature bank -> fp16 safetensors."""
+    """Stage-1 encoders/image decoders + stage-2 FM decoders/generator + feature bank -> safetensors
+    (deepfacedrawing.save_safetensors: the large weights and the bank int8, the rest fp16)."""
     model, stage1_step = load_stage1(args, cfg, device)
     s2 = os.path.join(args.out, "stage2.pt")
     if not os.path.isfile(s2):
@@ -523,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--sample-every", type=int, default=200)
     p.add_argument("--checkpoint-s", type=float, default=300.0)
-    p.add_argument("--export", metavar="PATH", help="write fp16 safetensors from the checkpoints in --out and exit")
+    p.add_argument("--export", metavar="PATH", help="write the weights file (large weights int8, the rest fp16) from the checkpoints in --out and exit")
     p.add_argument("--init-from", metavar="WEIGHTS",
                    help="start a new state in --out from exported weights (e.g. the shipped ones), then train "
                         "with --resume")
