@@ -449,8 +449,8 @@ def load_official_deepfacedrawing(root: str, cfg: DFDConfig | None = None, devic
 def save_safetensors(model: DeepFaceDrawing, path: str, bank: np.ndarray | None = None,
                      bank_gender: np.ndarray | None = None, extra_meta: Mapping[str, str] | None = None,
                      int8_weights: bool = True) -> None:
-    """fp16 safetensors: the model state (no num_batches_tracked; with `int8_weights` the large conv and linear
-    weights as int8 with a per-output-channel fp16 scale, see quantize_weight) plus, optionally, the feature bank
+    """safetensors: the model state in fp16 (no num_batches_tracked; with `int8_weights` the large conv and linear
+    weights as int8 with a float32 scale per output channel, see quantize_weight) plus, optionally, the feature bank
     (`bank.<component>` (N,latent) int8 with `bank_scale.<component>` (latent,) fp16, see quantize_bank) and
     `bank_gender` (N,) uint8 (0 male, 1 female)."""
     from safetensors.torch import save_file
