@@ -2,6 +2,7 @@
 
     python -m facesketch.models.train locator --landmarks ~/.cache/facesketch/landmarks \
         --made ~/.cache/facesketch/made-sketches --out ~/.cache/facesketch/train/locator [--steps N] [--resume] [--export]
+        [--init-from WEIGHTS] [--artist-points sketch|photo]
 
 Samples are synthesised on the fly (models.data.locator_samples) by a worker process while the main process
 trains. Losses as CenterNet's: penalty-reduced focal loss on the face-centre and landmark heatmaps, L1 on the
@@ -37,7 +38,7 @@ class SampleStream(torch.utils.data.IterableDataset):
         seed = self.seed + (info.id if info else 0) * 1_000_003
         src = Sources(self.args.landmarks, self.args.made, "train", roots={"fs2k": self.args.fs2k,
                                                                           "celeba": self.args.celeba},
-                      artist_weight=self.args.artist_weight)
+                      artist_weight=self.args.artist_weight, artist_points=self.args.artist_points)
         sampler = Sampler(src, seed=seed)
         while True:
             batch = [sampler.sample() for _ in range(self.args.batch)]
@@ -97,6 +98,10 @@ def run(args) -> int:
         opt.load_state_dict(state["opt"])
         step = int(state["step"])
         log(f"resumed at step {step}")
+    elif args.init_from:
+        from safetensors.torch import load_file
+        model.load_state_dict({k: v.float() for k, v in load_file(args.init_from).items()}, strict=False)
+        log(f"a new run from the weights {args.init_from}")
     n_params = sum(p.numel() for p in model.parameters())
     log(f"locator: {n_params / 1e3:.0f}k params, batch {args.batch}, lr {args.lr}, steps to {args.steps}")
 
@@ -156,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--artist-weight", type=float, default=1.0,
                     help="share of the artists' sketches relative to each kind of made sketch")
+    ap.add_argument("--artist-points", choices=("sketch", "photo"), default="sketch",
+                    help="the artists' sketches' landmarks: their own, registered onto the photo "
+                         "(models.data.sketch_register; the photo's where it found no match), or the photo's")
+    ap.add_argument("--init-from", metavar="WEIGHTS",
+                    help="start a new run (step 0, fresh optimiser) from exported locator weights")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--log-every", type=int, default=20)
     ap.add_argument("--save-every-s", type=float, default=180.0)

@@ -38,7 +38,7 @@ class Sources:
     """The sketches of one split: (path, points (5, 2)) per sketch, with the kind it is."""
 
     def __init__(self, landmarks_dir: str, made_dir: str | None, split: str, kinds=None, roots=None,
-                 datasets=("fs2k", "celeba"), artist_weight: float = 1.0):
+                 datasets=("fs2k", "celeba"), artist_weight: float = 1.0, artist_points: str = "sketch"):
         index = read_index(landmarks_dir, roots)
         self.entries: list[tuple[str, np.ndarray, str, str]] = []   # path, points, kind, dataset
         for it in index["items"]:
@@ -46,8 +46,10 @@ class Sources:
                 continue
             pts = np.array(it["points"], np.float64)
             if it["sketch"] and (kinds is None or "artist" in kinds):
-                self.entries.append((os.path.join(index["roots"][it["dataset"]], it["sketch"]), pts, "artist",
-                                     it["dataset"]))
+                # the sketch's own landmarks (models.data.sketch_register) where it was matched to its photo
+                own = it.get("sketch_points") if artist_points == "sketch" else None
+                self.entries.append((os.path.join(index["roots"][it["dataset"]], it["sketch"]),
+                                     np.array(own, np.float64) if own else pts, "artist", it["dataset"]))
             if made_dir:
                 for kind in sorted(os.listdir(made_dir)):
                     if kind == "scenes" or (kinds is not None and kind not in kinds):
