@@ -78,9 +78,8 @@ class Registration:
         self.frame = frame
         self.w = face_oval(frame)
         p = template_points(frame)
-        self.iod = float(p[1, 0] - p[0, 0])
         self.centre = ((p[0, 0] + p[1, 0]) / 2, (p[0, 1] + p[3, 1]) / 2)
-        self.max_shift = int(math.ceil(MAX_SHIFT_IOD * self.iod))
+        self.max_shift = int(math.ceil(MAX_SHIFT_IOD * (p[1, 0] - p[0, 0])))
         self.n = 2 * frame                                   # zero padding: no wrap-around in the correlations
         self.W = np.fft.rfft2(self.w, (self.n, self.n))
 
