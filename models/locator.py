@@ -302,15 +302,20 @@ def fused_for_inference(model: SketchFaceLocator) -> SketchFaceLocator:
     return model
 
 
-def load(path: str, device="cpu") -> Locator:
+def read_model(path: str) -> tuple[SketchFaceLocator, dict]:
+    """Exported weights -> (the network as trained, in float32, not fused; the file's metadata)."""
     from safetensors.torch import load_file
     from safetensors import safe_open
     with safe_open(path, "pt") as fh:
         meta = fh.metadata() or {}
     widths = tuple(int(v) for v in meta.get("widths", "16,24,48,64,96").split(","))
     model = SketchFaceLocator(widths=widths, head=int(meta.get("head", 32)))
-    state = {k: v.float() for k, v in load_file(path).items()}
-    model.load_state_dict(state)
+    model.load_state_dict({k: v.float() for k, v in load_file(path).items()})
+    return model, meta
+
+
+def load(path: str, device="cpu") -> Locator:
+    model, meta = read_model(path)
     return Locator(fused_for_inference(model).to(device), threshold=float(meta.get("threshold", 0.3)), device=device)
 
 

@@ -99,8 +99,7 @@ def run(args) -> int:
         step = int(state["step"])
         log(f"resumed at step {step}")
     elif args.init_from:
-        from safetensors.torch import load_file
-        model.load_state_dict({k: v.float() for k, v in load_file(args.init_from).items()}, strict=False)
+        model.load_state_dict(L.read_model(args.init_from)[0].state_dict())
         log(f"a new run from the weights {args.init_from}")
     n_params = sum(p.numel() for p in model.parameters())
     log(f"locator: {n_params / 1e3:.0f}k params, batch {args.batch}, lr {args.lr}, steps to {args.steps}")
